@@ -1,0 +1,380 @@
+package natsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Client is a NATS client with a circuit breaker and a supervisor that keeps
+// it connected until Close. It is safe for concurrent use.
+//
+// One supervisor goroutine owns the connection, the breaker and the
+// subscription registry. Control calls (Connect, Close, Subscribe,
+// StateChanges) are commands sent to it; the hot path (Publish, Request,
+// Flush) reads the snapshot the supervisor publishes and costs one atomic
+// load more than the nats.go call it makes.
+type Client struct {
+	servers []string
+	opts    options
+
+	snap    atomic.Pointer[snapshot]
+	running atomic.Bool
+	sup     *supervisor
+
+	connectc       chan *connectCmd
+	cancelConnectc chan cancelConnectCmd
+	closec         chan closeCmd
+	subscribec     chan subscribeCmd
+	unsubscribec   chan unsubscribeCmd
+	watchc         chan watchCmd
+	unwatchc       chan *watcher
+	failc          chan failureReport
+	eventc         chan connEvent
+
+	// done is closed when the supervisor has stopped.
+	done chan struct{}
+	// notifierDone is closed when the goroutine running user callbacks ends.
+	notifierDone chan struct{}
+	// inCallback is set while a user callback runs, so that Close called from
+	// inside one does not wait for the callback goroutine, which is itself.
+	inCallback atomic.Bool
+}
+
+// snapshot is what the supervisor publishes for the hot path. It is never
+// modified after publication; the supervisor replaces it.
+type snapshot struct {
+	conn *nats.Conn
+	gen  uint64 // connection generation: increases with each new connection
+	// blocked is nil when calls may go through, and otherwise the error they
+	// fail with at once: ErrNotConnected, ErrClosed or a *CircuitOpenError.
+	// It is built once per transition, so failing fast allocates nothing.
+	blocked error
+	state   State
+	breaker BreakerState
+	probeAt time.Time
+	stats   Stats
+}
+
+// NewClient returns a client for url, one server or a comma-separated list,
+// configured by opts. It does not connect: call Connect. The client's
+// goroutines start with its first call and end with Close; call Close also
+// when Connect failed.
+//
+// Options and their defaults: WithMaxReconnects (5), WithReconnectWait (2s),
+// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
+// WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
+// WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
+// WithCredentials, WithNKeyFile, WithTLSConfig and WithNATSOptions.
+//
+// An invalid url or option value is an error matching ErrInvalidOption that
+// names what was wrong.
+func NewClient(url string, opts ...Option) (*Client, error) {
+	servers, err := splitServers(url)
+	if err != nil {
+		return nil, err
+	}
+	o := defaultOptions()
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, invalidOption("NewClient", "option %d is nil", i)
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.maxBackoff < o.reconnectWait {
+		return nil, invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v", o.maxBackoff, o.reconnectWait)
+	}
+	c := &Client{
+		servers:        servers,
+		opts:           o,
+		connectc:       make(chan *connectCmd),
+		cancelConnectc: make(chan cancelConnectCmd),
+		closec:         make(chan closeCmd),
+		subscribec:     make(chan subscribeCmd),
+		unsubscribec:   make(chan unsubscribeCmd),
+		watchc:         make(chan watchCmd),
+		unwatchc:       make(chan *watcher),
+		failc:          make(chan failureReport, 64),
+		eventc:         make(chan connEvent),
+		done:           make(chan struct{}),
+		notifierDone:   make(chan struct{}),
+	}
+	c.sup = newSupervisor(c)
+	c.snap.Store(c.sup.snapshot())
+	return c, nil
+}
+
+func splitServers(url string) ([]string, error) {
+	var servers []string
+	for _, s := range strings.Split(url, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			servers = append(servers, s)
+		}
+	}
+	if len(servers) == 0 {
+		return nil, invalidOption("url", "no server URL given")
+	}
+	return servers, nil
+}
+
+// ensureRunning starts the supervisor on the first call that needs it, so a
+// client that is created and dropped unused leaves no goroutine behind.
+func (c *Client) ensureRunning() {
+	if c.running.CompareAndSwap(false, true) {
+		go c.sup.run()
+	}
+}
+
+// Connect connects to the server, retrying failed dials with backoff until it
+// succeeds or ctx ends. A permanent error (an authorization violation, a TLS
+// failure) is returned at once and matches ErrPermanent. Calling Connect on a
+// connected client does nothing and returns nil. After Close it returns
+// ErrClosed.
+func (c *Client) Connect(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	c.ensureRunning()
+	cmd := &connectCmd{reply: newReply()}
+	if err := send(ctx, c, c.connectc, cmd); err != nil {
+		return c.connectAbandoned(err)
+	}
+	select {
+	case err := <-cmd.reply:
+		return err
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+	}
+	// Withdraw the request; the supervisor may have answered meanwhile.
+	select {
+	case c.cancelConnectc <- cancelConnectCmd{cmd: cmd}:
+	case <-c.done:
+	case err := <-cmd.reply:
+		return err
+	}
+	select {
+	case err := <-cmd.reply:
+		if err != nil {
+			return err
+		}
+		return nil
+	default:
+	}
+	return c.connectAbandoned(ctx.Err())
+}
+
+func (c *Client) connectAbandoned(err error) error {
+	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", strings.Join(c.servers, ","), err, last)
+	}
+	return err
+}
+
+// Close drains the connection (subscriptions finish the messages they hold,
+// pending publishes are flushed), waits for the drain until ctx ends, stops
+// the supervisor, and returns once every goroutine the client started has
+// ended. When ctx ends first the connection is closed at once and ctx's error
+// is returned. Close is idempotent; later calls return nil. Called from inside
+// a client callback, it does not wait for that callback to return.
+func (c *Client) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	c.ensureRunning()
+	cmd := closeCmd{ctx: ctx, reply: newReply()}
+	var err error
+	select {
+	case c.closec <- cmd:
+		<-c.done
+		err = <-cmd.reply
+	case <-c.done: // already closed
+	}
+	if !c.inCallback.Load() {
+		<-c.notifierDone
+	}
+	return err
+}
+
+// State returns the current connection state.
+func (c *Client) State() State { return c.snap.Load().state }
+
+// Stats returns the client's counters and those of its connections.
+func (c *Client) Stats() Stats {
+	s := c.snap.Load()
+	st := s.stats
+	if s.conn != nil {
+		st.add(s.conn.Stats())
+	}
+	return st
+}
+
+// Stats are the client's counters. The message and byte counts add up every
+// connection the client has had.
+type Stats struct {
+	State               State
+	Breaker             BreakerState
+	ConsecutiveFailures int
+	BreakerTrips        uint64
+	// Reconnects counts recoveries after a lost connection, by nats.go's
+	// reconnect or by a new connection the supervisor dialled.
+	Reconnects uint64
+	// Connections counts connections the supervisor dialled.
+	Connections uint64
+	LastError   error
+
+	InMsgs, OutMsgs, InBytes, OutBytes uint64
+}
+
+func (s *Stats) add(n nats.Statistics) {
+	s.InMsgs += n.InMsgs
+	s.OutMsgs += n.OutMsgs
+	s.InBytes += n.InBytes
+	s.OutBytes += n.OutBytes
+}
+
+// Publish sends data to subject. It fails at once with ErrCircuitOpen while
+// the breaker is open, ErrNotConnected before Connect and ErrClosed after
+// Close; an invalid subject or nil ctx is an ErrInvalidArgument error and a
+// payload over the server's limit matches nats.ErrMaxPayload.
+func (c *Client) Publish(ctx context.Context, subject string, data []byte) error {
+	if err := checkCall(ctx, subject); err != nil {
+		return err
+	}
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return s.blocked
+	}
+	if err := s.conn.Publish(subject, data); err != nil {
+		return c.callFailed(s, "publish", subject, err)
+	}
+	return nil
+}
+
+// PublishMsg sends msg, with its headers, like Publish.
+func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
+	if msg == nil {
+		return invalidArgument("nil message")
+	}
+	if err := checkCall(ctx, msg.Subject); err != nil {
+		return err
+	}
+	if msg.Reply != "" {
+		if err := ValidateSubject(msg.Reply); err != nil {
+			return fmt.Errorf("reply %w", err)
+		}
+	}
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return s.blocked
+	}
+	if err := s.conn.PublishMsg(msg); err != nil {
+		return c.callFailed(s, "publish", msg.Subject, err)
+	}
+	return nil
+}
+
+// Request sends data to subject and waits for one reply, until ctx ends; a
+// ctx without a deadline is bounded by the client's timeout. No responders
+// (nats.ErrNoResponders) and timeouts are returned as they are and never
+// count against the breaker.
+func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	if err := checkCall(ctx, subject); err != nil {
+		return nil, err
+	}
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return nil, s.blocked
+	}
+	var (
+		msg *nats.Msg
+		err error
+	)
+	if ctx.Done() == nil {
+		// A context that never ends: use nats.go's timer-based request,
+		// which allocates no context of its own.
+		msg, err = s.conn.Request(subject, data, c.opts.timeout)
+	} else if _, ok := ctx.Deadline(); ok {
+		msg, err = s.conn.RequestWithContext(ctx, subject, data)
+	} else {
+		bounded, cancel := context.WithTimeout(ctx, c.opts.timeout)
+		msg, err = s.conn.RequestWithContext(bounded, subject, data)
+		cancel()
+	}
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) {
+			// A slow responder is not a broken connection.
+			return nil, fmt.Errorf("natsclient: request %q: %w", subject, err)
+		}
+		return nil, c.callFailed(s, "request", subject, err)
+	}
+	return msg, nil
+}
+
+// Flush waits until the server has processed everything published so far,
+// until ctx ends; a ctx without a deadline is bounded by the client's timeout.
+// A flush that times out on the client's own deadline counts as a transport
+// failure; one ended by the caller's ctx does not.
+func (c *Client) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return s.blocked
+	}
+	var err error
+	if _, ok := ctx.Deadline(); ok {
+		err = s.conn.FlushWithContext(ctx)
+	} else if err = s.conn.FlushTimeout(c.opts.timeout); errors.Is(err, nats.ErrTimeout) {
+		err = fmt.Errorf("%w after %v", err, c.opts.timeout)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return c.callFailed(s, "flush", "", err)
+	}
+	return nil
+}
+
+// checkCall rejects the caller's mistakes before anything is sent.
+func checkCall(ctx context.Context, subject string) error {
+	if ctx == nil {
+		return errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ValidateSubject(subject)
+}
+
+// callFailed wraps a failed call's error with what was attempted, and reports
+// transport failures to the supervisor without waiting: if its queue is full
+// the supervisor is already busy with failures, and one more adds nothing.
+func (c *Client) callFailed(s *snapshot, op, subject string, err error) error {
+	if isTransportFailure(err) {
+		select {
+		case c.failc <- failureReport{gen: s.gen, err: err}:
+		default:
+		}
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("natsclient: %s %q: payload exceeds the server's max_payload of %d bytes: %w",
+			op, subject, s.conn.MaxPayload(), err)
+	}
+	if subject == "" {
+		return fmt.Errorf("natsclient: %s: %w", op, err)
+	}
+	return fmt.Errorf("natsclient: %s %q: %w", op, subject, err)
+}

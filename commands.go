@@ -1,0 +1,113 @@
+package natsclient
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Commands are how public methods talk to the supervisor goroutine. Each
+// request that needs an answer carries its own reply channel of capacity 1,
+// so the supervisor never blocks on a caller that has gone away.
+
+type connectCmd struct {
+	reply chan error
+}
+
+// cancelConnectCmd withdraws a Connect whose context ended.
+type cancelConnectCmd struct {
+	cmd *connectCmd
+}
+
+type closeCmd struct {
+	ctx   context.Context
+	reply chan error
+}
+
+type subscribeCmd struct {
+	sub   *Subscription
+	reply chan error
+}
+
+type unsubscribeCmd struct {
+	sub   *Subscription
+	drain bool
+	reply chan error
+}
+
+type watchCmd struct {
+	ctx context.Context
+	w   *watcher
+}
+
+// failureReport is a transport failure seen by a call on the hot path. gen is
+// the connection generation the call used, so a late report about a
+// connection that has since been replaced is ignored.
+type failureReport struct {
+	gen uint64
+	err error
+}
+
+// connEventKind names what nats.go told us about one connection.
+type connEventKind int
+
+const (
+	evDisconnected connEventKind = iota
+	evReconnected
+	evReconnectFailed
+	evClosed
+	evAsyncError
+)
+
+// connEvent is forwarded from nats.go's callback goroutine. The callbacks do
+// nothing else: state is the supervisor's alone.
+type connEvent struct {
+	kind connEventKind
+	nc   *nats.Conn
+	err  error
+}
+
+// dialResult is the outcome of one dial, run off the supervisor loop.
+type dialResult struct {
+	nc  *nats.Conn
+	err error
+}
+
+// probeResult is the outcome of the half-open probe of a live connection.
+type probeResult struct {
+	nc  *nats.Conn
+	err error
+}
+
+func newReply() chan error { return make(chan error, 1) }
+
+// send delivers a command to the supervisor, giving up when ctx ends or the
+// client has stopped: no call can hang on a supervisor that is gone.
+func send[T any](ctx context.Context, c *Client, ch chan<- T, cmd T) error {
+	select {
+	case ch <- cmd:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// await waits for a command's reply. A reply already given wins over the
+// client stopping, so a Close that completed reports its own result.
+func await(ctx context.Context, c *Client, reply chan error) error {
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		select {
+		case err := <-reply:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}

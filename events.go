@@ -1,0 +1,86 @@
+package natsclient
+
+import (
+	"context"
+	"time"
+)
+
+// StateChange is one event on a StateChanges channel: a change of the
+// connection state, of the breaker state, or both.
+type StateChange struct {
+	From, To State
+	// Breaker is the breaker's state after the change.
+	Breaker BreakerState
+	// Err is the cause of the change, if any: the error that dropped the
+	// connection or opened the breaker.
+	Err error
+	// At is when the supervisor made the change.
+	At time.Time
+	// Missed counts the events this subscriber did not read before this one
+	// because its buffer was full. They were dropped so that this event, the
+	// present, could be delivered without making the client wait.
+	Missed int
+}
+
+// stateBuffer is how many events a subscriber may leave unread before older
+// ones are dropped.
+const stateBuffer = 16
+
+// watcher is one StateChanges subscriber. Only the supervisor sends on or
+// closes ch.
+type watcher struct {
+	ch   chan StateChange
+	stop func() bool // deregisters the context.AfterFunc that ends the watch
+	// lagging is set when the buffer overflowed and cleared when the
+	// subscriber is found to have caught up (its buffer empty).
+	lagging bool
+}
+
+// deliver hands ev to the subscriber without ever blocking. When the buffer
+// is full, everything in it is dropped and counted in ev.Missed, and until
+// the subscriber has emptied its buffer each new event replaces what is
+// unread: a stalled subscriber's next read is the present, not history.
+func (w *watcher) deliver(ev StateChange) {
+	if len(w.ch) == 0 {
+		w.lagging = false
+	}
+	for {
+		if !w.lagging {
+			select {
+			case w.ch <- ev:
+				return
+			default:
+				w.lagging = true
+			}
+		}
+		for drained := false; !drained; {
+			select {
+			case old := <-w.ch:
+				ev.Missed += 1 + old.Missed
+			default:
+				drained = true
+			}
+		}
+		select {
+		case w.ch <- ev:
+			return
+		default: // cannot happen: only the supervisor sends
+		}
+	}
+}
+
+// StateChanges returns a channel of state and breaker changes, buffered for
+// this subscriber alone. It is closed when ctx ends or the client closes. A
+// subscriber that stops reading never slows the client: see
+// StateChange.Missed. A nil ctx watches until the client closes.
+func (c *Client) StateChanges(ctx context.Context) <-chan StateChange {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	w := &watcher{ch: make(chan StateChange, stateBuffer)}
+	c.ensureRunning()
+	if err := send(ctx, c, c.watchc, watchCmd{ctx: ctx, w: w}); err != nil {
+		close(w.ch)
+	}
+	return w.ch
+}

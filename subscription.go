@@ -1,0 +1,91 @@
+package natsclient
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Subscription is a subscription made through the client. It outlives the
+// connection it was made on: when the supervisor has to dial a new
+// connection, it subscribes again and the handler keeps receiving.
+type Subscription struct {
+	client  *Client
+	subject string
+	queue   string
+	handler nats.MsgHandler
+	// inner is the nats.go subscription on the current connection. Only the
+	// supervisor stores it.
+	inner atomic.Pointer[nats.Subscription]
+}
+
+// Subject returns the subject the subscription listens on.
+func (s *Subscription) Subject() string { return s.subject }
+
+// Queue returns the queue group, or "" for a plain subscription.
+func (s *Subscription) Queue() string { return s.queue }
+
+// Unsubscribe stops the subscription at once. Unsubscribing twice is an error
+// matching nats.ErrBadSubscription.
+func (s *Subscription) Unsubscribe() error { return s.stop(false) }
+
+// Drain stops new messages from arriving and lets the handler finish those
+// already received. It returns without waiting for that to end.
+func (s *Subscription) Drain() error { return s.stop(true) }
+
+func (s *Subscription) stop(drain bool) error {
+	cmd := unsubscribeCmd{sub: s, drain: drain, reply: newReply()}
+	ctx := context.Background()
+	if err := send(ctx, s.client, s.client.unsubscribec, cmd); err != nil {
+		return err
+	}
+	return await(ctx, s.client, cmd.reply)
+}
+
+// Subscribe calls handler, on a goroutine of nats.go's, for every message on
+// subject, which may hold wildcards. The subscription is kept across
+// reconnects and new connections until Unsubscribe, Drain or Close. Before
+// Connect it returns ErrNotConnected.
+func (c *Client) Subscribe(subject string, handler nats.MsgHandler) (*Subscription, error) {
+	return c.subscribe(subject, "", handler)
+}
+
+// QueueSubscribe is Subscribe as a member of a queue group: each message goes
+// to one member of the group.
+func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
+	if err := validateQueue(queue); err != nil {
+		return nil, err
+	}
+	return c.subscribe(subject, queue, handler)
+}
+
+func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
+	if err := ValidateSubscribeSubject(subject); err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, invalidArgument("nil message handler for subject %q", subject)
+	}
+	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler}
+	cmd := subscribeCmd{sub: sub, reply: newReply()}
+	c.ensureRunning()
+	ctx := context.Background()
+	if err := send(ctx, c, c.subscribec, cmd); err != nil {
+		return nil, err
+	}
+	if err := await(ctx, c, cmd.reply); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+// attach subscribes sub on nc. Called by the supervisor only.
+func (s *Subscription) attach(nc *nats.Conn) error {
+	inner, err := nc.QueueSubscribe(s.subject, s.queue, s.handler)
+	if err != nil {
+		return err
+	}
+	s.inner.Store(inner)
+	return nil
+}

@@ -1,0 +1,61 @@
+package natstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+)
+
+// TestClient is a connected natsclient.Client and the server behind it.
+type TestClient struct {
+	Client *natsclient.Client
+	Server *Server
+	URL    string
+	t      testing.TB
+}
+
+// Defaults the harness gives its clients, so that tests of reconnection run
+// in milliseconds. WithClientOptions overrides them.
+const (
+	testReconnectWait = 25 * time.Millisecond
+	testMaxBackoff    = 500 * time.Millisecond
+	testTimeout       = 2 * time.Second
+)
+
+// NewTestClient starts a server (see NewServer) and returns a client connected
+// to it. Both are closed when the test ends; Close closes the client earlier.
+func NewTestClient(t testing.TB, opts ...Option) *TestClient {
+	t.Helper()
+	srv := NewServer(t, opts...)
+	cfg := newConfig(opts)
+	clientOpts := append([]natsclient.Option{
+		natsclient.WithReconnectWait(testReconnectWait),
+		natsclient.WithMaxBackoff(testMaxBackoff),
+		natsclient.WithTimeout(testTimeout),
+		natsclient.WithMaxReconnects(-1),
+	}, cfg.clientOptions...)
+	client, err := natsclient.NewClient(srv.URL(), clientOpts...)
+	if err != nil {
+		t.Fatalf("natstest: new client: %v", err)
+	}
+	tc := &TestClient{Client: client, Server: srv, URL: srv.URL(), t: t}
+	t.Cleanup(tc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Connect(ctx); err != nil {
+		t.Fatalf("natstest: connect to %s: %v", srv.URL(), err)
+	}
+	return tc
+}
+
+// Close closes the client, waiting up to 10s for its drain. Calling it again
+// does nothing.
+func (tc *TestClient) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tc.Client.Close(ctx); err != nil {
+		tc.t.Errorf("natstest: close client: %v", err)
+	}
+}

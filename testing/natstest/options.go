@@ -1,0 +1,46 @@
+package natstest
+
+import (
+	"github.com/c360/natsclient"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Option configures a Server or TestClient.
+type Option func(*config)
+
+type config struct {
+	jetStream     bool
+	clientOptions []natsclient.Option
+	serverOptions []func(*server.Options)
+}
+
+func newConfig(opts []Option) config {
+	var cfg config
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	return cfg
+}
+
+// WithJetStream enables JetStream on the server, with its store in
+// t.TempDir().
+func WithJetStream() Option {
+	return func(c *config) { c.jetStream = true }
+}
+
+// WithKV enables what Key-Value buckets need, which is JetStream.
+func WithKV() Option {
+	return func(c *config) { c.jetStream = true }
+}
+
+// WithClientOptions adds options for the TestClient's natsclient.Client,
+// applied after the harness's own fast test defaults.
+func WithClientOptions(opts ...natsclient.Option) Option {
+	return func(c *config) { c.clientOptions = append(c.clientOptions, opts...) }
+}
+
+// WithServerOptions lets fn change the server's options (authorization, TLS,
+// limits such as MaxPayload) before it starts.
+func WithServerOptions(fn func(*server.Options)) Option {
+	return func(c *config) { c.serverOptions = append(c.serverOptions, fn) }
+}
