@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Client is a NATS client with a circuit breaker and a supervisor that keeps
@@ -50,7 +51,8 @@ type Client struct {
 // modified after publication; the supervisor replaces it.
 type snapshot struct {
 	conn *nats.Conn
-	gen  uint64 // connection generation: increases with each new connection
+	js   jetstream.JetStream // JetStream context on conn; nil when conn is
+	gen  uint64              // connection generation: increases with each new connection
 	// blocked is nil when calls may go through, and otherwise the error they
 	// fail with at once: ErrNotConnected, ErrClosed or a *CircuitOpenError.
 	// It is built once per transition, so failing fast allocates nothing.
@@ -346,6 +348,17 @@ func (c *Client) Flush(ctx context.Context) error {
 		return c.callFailed(s, "flush", "", err)
 	}
 	return nil
+}
+
+// current returns the snapshot for a guarded call, or the error the call
+// fails with at once (closed, not connected, breaker open). JetStream and KV
+// helpers use it as Publish does.
+func (c *Client) current() (*snapshot, error) {
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return nil, s.blocked
+	}
+	return s, nil
 }
 
 // checkCall rejects the caller's mistakes before anything is sent.

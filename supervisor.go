@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // supervisor is the one goroutine that owns the connection, the breaker, the
@@ -26,6 +27,7 @@ type supervisor struct {
 	lastErr error
 
 	conn *nats.Conn
+	js   jetstream.JetStream
 	gen  uint64
 	// everConnected is set by the first successful Connect: from then on a
 	// lost connection is always dialled again, until Close.
@@ -189,6 +191,7 @@ func (s *supervisor) publish() {
 func (s *supervisor) snapshot() *snapshot {
 	snap := &snapshot{
 		conn:    s.conn,
+		js:      s.js,
 		gen:     s.gen,
 		state:   s.state,
 		breaker: s.breaker.state,
@@ -406,6 +409,11 @@ func (s *supervisor) install(nc *nats.Conn) {
 	recovered := s.everConnected
 	s.conn = nc
 	s.gen++
+	if js, err := jetstream.New(nc); err == nil {
+		s.js = js
+	} else {
+		s.opts.logf("jetstream context: %v", err)
+	}
 	s.connections++
 	s.everConnected = true
 	s.retryAt = time.Time{}
@@ -485,7 +493,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 	case evClosed:
 		s.pastStats.add(s.conn.Stats())
 		cause := s.conn.LastError()
-		s.conn = nil
+		s.conn, s.js = nil, nil
 		if s.closing {
 			s.checkFinished()
 			return
