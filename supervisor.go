@@ -244,7 +244,21 @@ func (s *supervisor) failure(err error) {
 	s.schedule()
 }
 
-// success closes the breaker after a connection or probe succeeded.
+// connected records that the connection is up, by a dial or by nats.go's
+// reconnect: the breaker closes and the state becomes Connected, announced as
+// one event.
+func (s *supervisor) connected() {
+	breakerChanged := s.breaker.success()
+	from := s.state
+	s.state = StateConnected
+	s.schedule()
+	if breakerChanged || from != StateConnected {
+		s.opts.logf("state %s -> connected (breaker closed)", from)
+		s.emit(from, nil)
+	}
+}
+
+// success closes the breaker after a probe of a live connection succeeded.
 func (s *supervisor) success() {
 	if s.breaker.success() {
 		s.opts.logf("circuit breaker closed")
@@ -422,10 +436,8 @@ func (s *supervisor) install(nc *nats.Conn) {
 			s.opts.logf("resubscribe %q: %v", sub.subject, err)
 		}
 	}
-	s.success()
-	s.schedule()
+	s.connected()
 	s.replyConnect(nil)
-	s.setState(StateConnected, nil)
 	if recovered {
 		s.reconnects++
 		s.notify(s.opts.onReconnect)
@@ -485,10 +497,8 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 		if s.closing {
 			return
 		}
-		s.success()
-		s.schedule()
+		s.connected()
 		s.reconnects++
-		s.setState(StateConnected, nil)
 		s.notify(s.opts.onReconnect)
 	case evClosed:
 		s.pastStats.add(s.conn.Stats())
