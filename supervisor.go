@@ -177,15 +177,10 @@ func runCallbacks(c *Client, in <-chan func(), final <-chan []func()) {
 	}
 }
 
-// publish stores a new snapshot for the hot path if anything it shows changed.
+// publish stores a new snapshot for the hot path. The loop only turns on an
+// event, so this is not a hot path of its own.
 func (s *supervisor) publish() {
-	next := s.snapshot()
-	prev := s.c.snap.Load()
-	if prev != nil && prev.conn == next.conn && prev.gen == next.gen && prev.state == next.state &&
-		prev.breaker == next.breaker && prev.probeAt.Equal(next.probeAt) && prev.stats == next.stats {
-		return
-	}
-	s.c.snap.Store(next)
+	s.c.snap.Store(s.snapshot())
 }
 
 func (s *supervisor) snapshot() *snapshot {
@@ -275,7 +270,7 @@ func (s *supervisor) schedule() {
 	}
 	var at time.Time
 	switch {
-	case s.breaker.state == BreakerOpen:
+	case s.breaker.state == BreakerOpen && (s.conn != nil || s.wantsConnection()):
 		at = s.breaker.openUntil
 	case !s.retryAt.IsZero():
 		at = s.retryAt
@@ -290,7 +285,7 @@ func (s *supervisor) handleTimer() {
 		return
 	}
 	now := time.Now()
-	if s.breaker.beginProbe(now) {
+	if (s.conn != nil || s.wantsConnection()) && s.breaker.beginProbe(now) {
 		s.opts.logf("circuit breaker half-open: probing")
 		s.emit(s.state, nil)
 		switch {

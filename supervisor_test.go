@@ -545,3 +545,54 @@ func TestInvalidOptionsAreNamed(t *testing.T) {
 		t.Errorf("a server list and -1 reconnects are valid: %v", err)
 	}
 }
+
+func TestCloseDrainsPendingMessages(t *testing.T) {
+	tc := natstest.NewTestClient(t)
+	ctx := testContext(t)
+	var handled atomic.Int32
+	release := make(chan struct{})
+	if _, err := tc.Client.Subscribe("work", func(*nats.Msg) {
+		<-release // hold the handler so messages queue up in the subscription
+		handled.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for range n {
+		if err := tc.Client.Publish(ctx, "work", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tc.Client.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- tc.Client.Close(ctx) }()
+	close(release)
+	if err := receive(t, closed, "Close result"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := handled.Load(); got != n {
+		t.Fatalf("Close returned after %d of %d queued messages were handled: it did not drain", got, n)
+	}
+}
+
+func TestCloseDuringConnectAttempts(t *testing.T) {
+	srv := natstest.NewServer(t)
+	srv.Stop()
+	ignore := goleak.IgnoreCurrent()
+	c, err := natsclient.NewClient(srv.URL(), fast()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	connectErr := make(chan error, 1)
+	go func() { connectErr <- c.Connect(context.Background()) }()
+	eventually(t, "a failed dial", func() bool { return c.Stats().ConsecutiveFailures >= 1 })
+	if err := c.Close(testContext(t)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := receive(t, connectErr, "Connect result"); !errors.Is(err, natsclient.ErrClosed) {
+		t.Fatalf("Connect interrupted by Close = %v, want ErrClosed", err)
+	}
+	goleak.VerifyNone(t, ignore)
+}
