@@ -155,22 +155,19 @@ func (c *Client) Connect(ctx context.Context) error {
 		return ErrClosed
 	case <-ctx.Done():
 	}
-	// Withdraw the request; the supervisor may have answered meanwhile.
+	// Withdraw the request, unless the supervisor answered meanwhile.
 	select {
-	case c.cancelConnectc <- cancelConnectCmd{cmd: cmd}:
-	case <-c.done:
 	case err := <-cmd.reply:
 		return err
+	case c.cancelConnectc <- cancelConnectCmd{cmd: cmd}:
+	case <-c.done:
 	}
 	select {
 	case err := <-cmd.reply:
-		if err != nil {
-			return err
-		}
-		return nil
+		return err
 	default:
+		return c.connectAbandoned(ctx.Err())
 	}
-	return c.connectAbandoned(ctx.Err())
 }
 
 func (c *Client) connectAbandoned(err error) error {

@@ -3,6 +3,7 @@ package natsclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -595,4 +596,35 @@ func TestCloseDuringConnectAttempts(t *testing.T) {
 		t.Fatalf("Connect interrupted by Close = %v, want ErrClosed", err)
 	}
 	goleak.VerifyNone(t, ignore)
+}
+
+// lineLogger collects log lines; it is a natsclient.Logger.
+type lineLogger chan string
+
+func (l lineLogger) Printf(format string, v ...any) {
+	select {
+	case l <- fmt.Sprintf(format, v...):
+	default: // a full buffer drops lines rather than block the client
+	}
+}
+
+func TestNATSOptionHandlersRunBesideTheClients(t *testing.T) {
+	userDisconnects := make(chan error, 4)
+	logs := make(lineLogger, 256)
+	tc := natstest.NewTestClient(t, natstest.WithClientOptions(
+		natsclient.WithLogger(logs),
+		natsclient.WithNATSOptions(nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { userDisconnects <- err })),
+	))
+	events := tc.Client.StateChanges(testContext(t))
+	tc.Server.Restart()
+	receive(t, userDisconnects, "the user's nats.go disconnect handler")
+	// The client's own handler still drives the supervisor.
+	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	waitEvent(t, events, "connected", toState(natsclient.StateConnected))
+	for {
+		line := receive(t, logs, "a log line about the reconnect")
+		if strings.Contains(line, "natsclient: ") && strings.Contains(line, "-> connected") {
+			break
+		}
+	}
 }
