@@ -9,7 +9,21 @@
 //	}
 //
 // The server is nats-server itself, run in-process on a random port with its
-// JetStream store in t.TempDir(). A Server can be stopped, started again on
-// the same port with the same store, and restarted, so that tests can break
-// the connection the way a broker restart does.
+// JetStream store in t.TempDir().
+//
+// # Faults
+//
+// Clients reach a Server through a small fault proxy whose address, URL,
+// never changes. A test breaks the connection the way an edge network does:
+//
+//   - Stop, Start and Restart: a broker restart, with the same URL and the
+//     same JetStream store;
+//   - Freeze and Thaw: the TCP connections stay open but nothing passes in
+//     either direction; nothing is lost, Thaw delivers it in order;
+//   - FreezeReplies: the server receives and acts, the client hears nothing
+//     (a lost acknowledgement);
+//   - Latency(d): every byte takes d longer in each direction;
+//   - CutConnections: every client connection is reset at once.
+//
+// DirectURL bypasses the proxy, for observers that must not suffer the fault.
 package natstest

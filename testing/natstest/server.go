@@ -1,101 +1,182 @@
 package natstest
 
 import (
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// Server is a NATS server run for one test. It is not safe for concurrent
-// use: drive its faults from the test's goroutine.
+// Server is a NATS server run for one test, behind a fault proxy. It is not
+// safe for concurrent use: drive its faults from the test's goroutine.
+//
+// Clients reach the server only through the proxy, whose address (URL) never
+// changes, so the server behind it can stop, start on another port or in
+// another container, and be frozen, slowed down or cut off.
 type Server struct {
-	t    testing.TB
-	opts server.Options // the template each Start uses; Port is fixed by the first
-	srv  *server.Server // nil while stopped
+	t       testing.TB
+	name    string
+	tls     bool
+	backend backend
+	proxy   *proxy
+	direct  string // the server's own host:port while running
+	running bool
 }
 
-// NewServer starts a nats-server in-process on a random port and stops it
-// when the test ends. WithJetStream and WithKV enable JetStream with its
-// store in t.TempDir(); WithServerOptions changes anything else.
+// backend runs one nats-server: in this process or in a container.
+type backend interface {
+	// start starts the server and returns the host:port this process reaches
+	// its client listener on; it may differ from one start to the next.
+	start() (string, error)
+	// stop stops it, keeping its JetStream store for the next start.
+	stop()
+	// close releases everything the backend holds; it is called once, last.
+	close()
+	kind() Backend
+	// jsz reads the server's JetStream monitoring report, as /jsz does.
+	jsz(opts *server.JSzOptions) (*server.JSInfo, error)
+	// natsServer is the in-process server, or nil.
+	natsServer() *server.Server
+}
+
+// NewServer starts a nats-server on the backend WithBackend or
+// NATSTEST_BACKEND chooses, and stops it when the test ends. WithJetStream and
+// WithKV enable JetStream with a store that survives Stop and Start;
+// WithServerOptions changes anything else.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := newConfig(opts)
-	s := &Server{t: t}
-	s.opts = server.Options{
-		Host:   "127.0.0.1",
-		Port:   server.RANDOM_PORT,
-		NoLog:  true,
-		NoSigs: true,
+	kind := resolveBackend(t, cfg)
+	p, err := newProxy()
+	if err != nil {
+		t.Fatalf("natstest: fault proxy: %v", err)
 	}
-	if cfg.jetStream {
-		s.opts.JetStream = true
-		s.opts.StoreDir = t.TempDir()
-	}
-	for _, fn := range cfg.serverOptions {
-		fn(&s.opts)
-	}
+	s := &Server{t: t, proxy: p}
+	t.Cleanup(s.close)
+	spec := serverSpec{cfg: cfg, name: "natstest", advertise: p.addr()}
+	s.name = spec.name
+	s.backend, s.tls = newBackend(t, kind, spec)
 	s.Start()
-	t.Cleanup(s.Stop)
 	return s
 }
 
-// URL returns the client URL, such as nats://127.0.0.1:41234. It stays the
-// same across Stop and Start.
-func (s *Server) URL() string {
-	scheme := "nats"
-	if s.opts.TLSConfig != nil {
-		scheme = "tls"
-	}
-	return scheme + "://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+// serverSpec is what a backend needs to know to run one server.
+type serverSpec struct {
+	cfg       config
+	name      string // server_name, stable across restarts (a cluster needs it)
+	advertise string // the proxy's address, advertised to clients as connect_urls
+	cluster   *clusterSpec
 }
 
-// Running reports whether the server is started.
-func (s *Server) Running() bool { return s.srv != nil }
+// URL returns the client URL, such as nats://127.0.0.1:41234: the fault
+// proxy's address, which stays the same across Stop and Start.
+func (s *Server) URL() string {
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return scheme + "://" + s.proxy.addr()
+}
 
-// Start starts a stopped server on its port, with the same JetStream store.
-// Starting a running server does nothing.
+// DirectURL returns the server's own client URL, bypassing the fault proxy:
+// for an observer that must see the server while clients suffer a fault (a
+// responder during FreezeReplies, a check that a message arrived). It
+// changes across Stop and Start, and is "" while the server is stopped.
+func (s *Server) DirectURL() string {
+	if s.direct == "" {
+		return ""
+	}
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return scheme + "://" + s.direct
+}
+
+// Name returns the server's name (server_name), as leader reports give it.
+func (s *Server) Name() string { return s.name }
+
+// Backend returns the backend the server runs on.
+func (s *Server) Backend() Backend { return s.backend.kind() }
+
+// Running reports whether the server is started.
+func (s *Server) Running() bool { return s.running }
+
+// Start starts a stopped server, with the same JetStream store, behind the
+// same URL. Starting a running server does nothing.
 func (s *Server) Start() {
 	s.t.Helper()
-	if s.srv != nil {
+	if s.running {
 		return
 	}
-	opts := s.opts // nats-server keeps and changes the Options it is given
-	srv, err := server.NewServer(&opts)
+	addr, err := s.backend.start()
 	if err != nil {
-		s.t.Fatalf("natstest: new server: %v", err)
+		s.t.Fatalf("natstest: start server %s: %v", s.name, err)
 	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		s.t.Fatalf("natstest: server on port %d not ready within 10s", s.opts.Port)
-	}
-	if s.opts.Port == server.RANDOM_PORT {
-		s.opts.Port = srv.Addr().(*net.TCPAddr).Port
-	}
-	s.srv = srv
+	s.proxy.setUpstream(addr)
+	s.direct = addr
+	s.running = true
 }
 
 // Stop shuts the server down and waits until it has; clients see the
-// connection drop. Stopping a stopped server does nothing.
+// connection drop (unless it is frozen: then they see nothing until Thaw),
+// and new connections are reset until Start. Stopping a stopped server does
+// nothing.
 func (s *Server) Stop() {
-	if s.srv == nil {
+	if !s.running {
 		return
 	}
-	s.srv.Shutdown()
-	s.srv.WaitForShutdown()
-	s.srv = nil
+	s.proxy.setUpstream("")
+	s.backend.stop()
+	s.direct = ""
+	s.running = false
 }
 
-// Restart stops the server and starts it again on the same port.
+// Restart stops the server and starts it again behind the same URL.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.Start()
 }
 
-// NATSServer returns the running nats-server, for inspection (connection
-// counts, JetStream state); nil while stopped.
-func (s *Server) NATSServer() *server.Server { return s.srv }
+// Freeze stops all traffic between clients and the server, in both
+// directions, while every TCP connection stays open: a hung server or a
+// silent network. Nothing is lost: what was sent meanwhile is delivered, in
+// order, on Thaw. New connections are accepted but hear nothing either.
+// Routes between cluster members are not frozen: it is the clients' link that
+// hangs.
+func (s *Server) Freeze() { s.proxy.freeze(toServer, toClient) }
+
+// FreezeReplies holds server→client traffic while client→server traffic
+// still flows: the server receives and acts on every message, but the client
+// hears nothing back, as when an acknowledgement is lost. Thaw delivers what
+// was held.
+func (s *Server) FreezeReplies() { s.proxy.freeze(toClient) }
+
+// Thaw ends Freeze and FreezeReplies; held traffic is delivered in order.
+func (s *Server) Thaw() { s.proxy.thaw() }
+
+// Latency delays all traffic between clients and the server by d in each
+// direction, so a request's round trip takes at least 2×d. Zero removes it.
+// It applies to data already in flight as well as to new connections.
+func (s *Server) Latency(d time.Duration) { s.proxy.setLatency(d) }
+
+// CutConnections resets every client connection at once (a TCP RST to both
+// ends), discarding anything frozen in them. The server keeps running and
+// clients may reconnect at once.
+func (s *Server) CutConnections() { s.proxy.cut() }
+
+// NATSServer returns the running in-process nats-server, for inspection
+// (connection counts, JetStream state); nil while stopped and on the
+// container backend.
+func (s *Server) NATSServer() *server.Server { return s.backend.natsServer() }
+
+// close runs at the end of the test: the server, then the proxy, so that no
+// goroutine or container outlives the test.
+func (s *Server) close() {
+	if s.backend != nil {
+		s.Stop()
+		s.backend.close()
+	}
+	s.proxy.close()
+}

@@ -1,0 +1,89 @@
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// embedded runs nats-server in this process. Its client port is random on
+// each start (only the proxy's must be stable), so no other process can take
+// it while the server is stopped; its cluster port, which the other members
+// route to, is chosen once and kept.
+type embedded struct {
+	opts server.Options // the template each start uses
+	srv  *server.Server // nil while stopped
+}
+
+func newEmbedded(t testing.TB, spec serverSpec) *embedded {
+	e := &embedded{opts: server.Options{
+		ServerName: spec.name,
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		NoLog:      true,
+		NoSigs:     true,
+		// Clustered servers tell clients where the other members are
+		// (connect_urls in INFO). Advertising the proxy's address instead of
+		// the server's own keeps reconnecting clients on the proxy, where the
+		// faults are; without it a client would bypass Freeze and friends.
+		ClientAdvertise: spec.advertise,
+	}}
+	if spec.cfg.jetStream || spec.cluster != nil {
+		e.opts.JetStream = true
+		e.opts.StoreDir = t.TempDir()
+	}
+	if c := spec.cluster; c != nil {
+		e.opts.Cluster = server.ClusterOpts{
+			Name: c.name,
+			Host: "127.0.0.1",
+			Port: c.ports[c.index],
+		}
+		e.opts.Routes = c.routeURLs()
+	}
+	for _, fn := range spec.cfg.serverOptions {
+		fn(&e.opts)
+	}
+	return e
+}
+
+func (e *embedded) kind() Backend { return Embedded }
+
+func (e *embedded) start() (string, error) {
+	opts := e.opts // nats-server keeps and changes the Options it is given
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		return "", err
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return "", fmt.Errorf("not ready for connections within 10s")
+	}
+	e.srv = srv
+	return net.JoinHostPort(e.opts.Host, strconv.Itoa(srv.Addr().(*net.TCPAddr).Port)), nil
+}
+
+func (e *embedded) stop() {
+	if e.srv == nil {
+		return
+	}
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+	e.srv = nil
+}
+
+func (e *embedded) close() { e.stop() }
+
+func (e *embedded) natsServer() *server.Server { return e.srv }
+
+func (e *embedded) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
+	if e.srv == nil {
+		return nil, fmt.Errorf("server stopped")
+	}
+	return e.srv.Jsz(opts)
+}
