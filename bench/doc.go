@@ -1,0 +1,16 @@
+// Package bench measures natsclient against raw nats.go, side by side on one
+// embedded nats-server in the same process and the same run.
+//
+// Every comparison is a pair of sub-benchmarks named .../raw and .../client
+// that run the same operation, with the same payload, on the same server,
+// one right after the other. Absolute times on a shared machine drift; the
+// ratio of two neighbouring measurements does not, so the targets are ratios
+// and allocation counts.
+//
+// The benchmarks only run with -bench. To run them all and print one table
+// of ratios against the targets, from the module root:
+//
+//	go run ./bench/cmd/benchratio
+//
+// See BENCHMARKS.md at the repository root for the numbers and the profiles.
+package bench

@@ -1,0 +1,211 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
+)
+
+// clientFirst runs the client side of each pair before the raw side. The
+// benchratio driver flips it every round, so that neither side always runs
+// on a warmer (or a more crowded) machine.
+var clientFirst = flag.Bool("clientfirst", false, "run the client side of each pair first")
+
+// Settings both sides share, so that neither is measured with a different
+// configuration. nats.go's default ReconnectJitter (100ms) is set to zero on
+// the raw side; the client's connections use its own reconnect delay, which
+// has no jitter while the breaker is closed.
+const (
+	reconnectWait = 20 * time.Millisecond
+	callTimeout   = 5 * time.Second
+	pingInterval  = natsclient.DefaultPingInterval
+)
+
+// rig is one embedded server with a raw nats.go connection and a connected
+// natsclient.Client on the same URL.
+type rig struct {
+	srv    *natstest.Server
+	url    string
+	nc     *nats.Conn
+	client *natsclient.Client
+}
+
+func newRig(tb testing.TB, opts ...natstest.Option) *rig {
+	tb.Helper()
+	srv := natstest.NewServer(tb, opts...)
+	r := &rig{srv: srv, url: srv.URL()}
+	r.nc = dialRaw(tb, r.url)
+	r.client = dialClient(tb, r.url)
+	return r
+}
+
+// rawOptions are the raw side's options: the same reconnect wait, timeout and
+// ping interval as the client's, no reconnect jitter, unlimited reconnects.
+func rawOptions(extra ...nats.Option) []nats.Option {
+	return append([]nats.Option{
+		nats.Name("bench-raw"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(0, 0),
+		nats.Timeout(callTimeout),
+		nats.PingInterval(pingInterval),
+	}, extra...)
+}
+
+// clientOptions are the client's equivalent of rawOptions.
+func clientOptions(extra ...natsclient.Option) []natsclient.Option {
+	return append([]natsclient.Option{
+		natsclient.WithName("bench-client"),
+		natsclient.WithMaxReconnects(-1),
+		natsclient.WithReconnectWait(reconnectWait),
+		natsclient.WithTimeout(callTimeout),
+		natsclient.WithPingInterval(pingInterval),
+	}, extra...)
+}
+
+// dialRaw connects nats.go to url and closes the connection when the test or
+// benchmark ends.
+func dialRaw(tb testing.TB, url string, extra ...nats.Option) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(url, rawOptions(extra...)...)
+	if err != nil {
+		tb.Fatalf("raw connect to %s: %v", url, err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// dialClient connects a natsclient.Client to url and closes it when the test
+// or benchmark ends.
+func dialClient(tb testing.TB, url string, extra ...natsclient.Option) *natsclient.Client {
+	tb.Helper()
+	c, err := natsclient.NewClient(url, clientOptions(extra...)...)
+	if err != nil {
+		tb.Fatalf("new client: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			tb.Errorf("close client: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		tb.Fatalf("client connect to %s: %v", url, err)
+	}
+	return c
+}
+
+// op is one call of a pair's side. Both sides are called through the same
+// kind of func value, so the indirect call (about 1–2 ns) is the same on both
+// and only narrows a ratio, never widens it.
+type op func() error
+
+// runPair runs the raw and the client side as sub-benchmarks "raw" and
+// "client", one right after the other, in the order -clientfirst says.
+func runPair(b *testing.B, raw, client func(*testing.B)) {
+	b.Helper()
+	sides := []struct {
+		name string
+		fn   func(*testing.B)
+	}{{"raw", raw}, {"client", client}}
+	if *clientFirst {
+		sides[0], sides[1] = sides[1], sides[0]
+	}
+	for _, s := range sides {
+		b.Run(s.name, s.fn)
+	}
+}
+
+// loop calls o b.N times on one goroutine, then settle, if any, before the
+// timer stops.
+//
+// settle is a flush for the publish pairs: the embedded server runs in this
+// process, and it allocates once for each message published to a subject
+// nobody listens on (a string of the subject, in processInboundClientMsg).
+// Waiting until it has read every message counts that allocation for every
+// op, on both sides alike, instead of for however many it happened to reach
+// before the timer stopped.
+func loop(o, settle op) func(*testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := o(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if settle != nil {
+			if err := settle(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// parallel is loop across GOMAXPROCS goroutines.
+func parallel(o, settle op) func(*testing.B) {
+	return func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := o(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		if settle != nil {
+			if err := settle(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// waitFor reads ch until match holds, failing at the deadline. It returns the
+// matching value.
+func waitFor[T any](tb testing.TB, ch <-chan T, what string, match func(T) bool) T {
+	tb.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				tb.Fatalf("channel closed while waiting for %s", what)
+			}
+			if match(v) {
+				return v
+			}
+		case <-deadline.C:
+			tb.Fatalf("no %s within %v", what, waitTimeout)
+		}
+	}
+}
+
+// waitTimeout bounds every wait for an event.
+const waitTimeout = 20 * time.Second
+
+// rawCallbacks report, with the time they ran, nats.go's disconnect and
+// reconnect callbacks on down and up. They never block nats.go.
+func rawCallbacks(down, up chan<- time.Time) []nats.Option {
+	send := func(ch chan<- time.Time) {
+		select {
+		case ch <- time.Now():
+		default:
+		}
+	}
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { send(down) }),
+		nats.ReconnectHandler(func(*nats.Conn) { send(up) }),
+	}
+}
