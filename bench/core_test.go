@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
-	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -43,7 +42,7 @@ var corePairs = []pairSpec{
 func BenchmarkCore(b *testing.B) {
 	for _, p := range corePairs {
 		b.Run(p.name, func(b *testing.B) {
-			r := newRig(b)
+			r := newRig(b, false)
 			raw, client := p.ops(b, r, p)
 			rawFlush := r.nc.Flush
 			clientFlush := func() error { return r.client.Flush(context.Background()) }
@@ -121,7 +120,7 @@ func requestCtxOps(tb testing.TB, r *rig, s pairSpec) (op, op) {
 // so that it stays open while the benchmark runs.
 func openBreaker(tb testing.TB) *natsclient.Client {
 	tb.Helper()
-	srv := natstest.NewServer(tb)
+	srv := newServer(tb, false)
 	c := dialClient(tb, srv.URL(),
 		natsclient.WithCircuitBreakerThreshold(1),
 		natsclient.WithReconnectWait(time.Minute),

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
-	"github.com/c360/natsclient/testing/natstest"
 )
 
 // timedEvent is a StateChange and when a subscriber's goroutine read it.
@@ -61,7 +60,7 @@ func BenchmarkStateFanout(b *testing.B) {
 }
 
 func stateFanout(b *testing.B, subscribers int) {
-	srv := natstest.NewServer(b)
+	srv := newServer(b, false)
 	c := dialClient(b, srv.URL(),
 		natsclient.WithCircuitBreakerThreshold(1),
 		natsclient.WithReconnectWait(5*time.Millisecond),
@@ -147,7 +146,7 @@ func checkPresent(b *testing.B, i int, ch <-chan natsclient.StateChange) {
 // extra-ms (client − raw), means over the iterations.
 func BenchmarkReconnect(b *testing.B) {
 	b.Run("both", func(b *testing.B) {
-		srv := natstest.NewServer(b)
+		srv := newServer(b, false)
 		rawDown := make(chan time.Time, 16)
 		rawUp := make(chan time.Time, 16)
 		nc := dialRaw(b, srv.URL(), rawCallbacks(rawDown, rawUp)...)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -19,7 +18,7 @@ import (
 // on both sides alike; the difference between the sides is the client's.
 func BenchmarkFootprint(b *testing.B) {
 	b.Run("Goroutines", func(b *testing.B) {
-		srv := natstest.NewServer(b)
+		srv := newServer(b, false)
 		runPair(b, func(b *testing.B) {
 			goroutines(b, func() func() {
 				nc, err := nats.Connect(srv.URL(), rawOptions()...)
@@ -46,7 +45,7 @@ func BenchmarkFootprint(b *testing.B) {
 		})
 	})
 	b.Run("Subscription", func(b *testing.B) {
-		srv := natstest.NewServer(b)
+		srv := newServer(b, false)
 		subjects := make([]string, 1000)
 		for i := range subjects {
 			subjects[i] = fmt.Sprintf("bench.footprint.%d", i)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
-	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -33,7 +32,7 @@ func BenchmarkResubscribe(b *testing.B) {
 	}
 	b.Run(fmt.Sprint(resubscribeCount), func(b *testing.B) {
 		runPair(b, func(b *testing.B) {
-			srv := natstest.NewServer(b)
+			srv := newServer(b, false)
 			down := make(chan time.Time, 16)
 			up := make(chan time.Time, 16)
 			nc := dialRaw(b, srv.URL(), rawCallbacks(down, up)...)
@@ -51,7 +50,7 @@ func BenchmarkResubscribe(b *testing.B) {
 				flush:     nc.Flush,
 			})
 		}, func(b *testing.B) {
-			srv := natstest.NewServer(b)
+			srv := newServer(b, false)
 			c := dialClient(b, srv.URL(),
 				natsclient.WithMaxReconnects(0),
 				natsclient.WithCircuitBreakerThreshold(1000))
@@ -98,7 +97,7 @@ func countTo(got *atomic.Int64, all chan<- struct{}) nats.MsgHandler {
 // resubscribe runs the restart loop for one side. After the side reports
 // being connected, a flush makes sure the server has its subscriptions before
 // a fresh connection publishes one message to each subject.
-func resubscribe(b *testing.B, srv *natstest.Server, subjects []string, got *atomic.Int64, all chan struct{}, side restartSide) {
+func resubscribe(b *testing.B, srv *benchServer, subjects []string, got *atomic.Int64, all chan struct{}, side restartSide) {
 	var upTotal, recvTotal time.Duration
 	b.ResetTimer()
 	for range b.N {

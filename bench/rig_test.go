@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
-	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -29,15 +28,15 @@ const (
 // rig is one embedded server with a raw nats.go connection and a connected
 // natsclient.Client on the same URL.
 type rig struct {
-	srv    *natstest.Server
+	srv    *benchServer
 	url    string
 	nc     *nats.Conn
 	client *natsclient.Client
 }
 
-func newRig(tb testing.TB, opts ...natstest.Option) *rig {
+func newRig(tb testing.TB, jetStream bool) *rig {
 	tb.Helper()
-	srv := natstest.NewServer(tb, opts...)
+	srv := newServer(tb, jetStream)
 	r := &rig{srv: srv, url: srv.URL()}
 	r.nc = dialRaw(tb, r.url)
 	r.client = dialClient(tb, r.url)

@@ -15,7 +15,7 @@ import (
 func TestPairsDeliver(t *testing.T) {
 	for _, p := range corePairs {
 		t.Run(p.name, func(t *testing.T) {
-			r := newRig(t)
+			r := newRig(t, false)
 			watcher := dialRaw(t, r.url)
 			msgs := make(chan *nats.Msg, 4)
 			if _, err := watcher.ChanSubscribe(p.subject, msgs); err != nil {
