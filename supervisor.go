@@ -222,7 +222,11 @@ func (s *supervisor) setState(to State, cause error) {
 	s.emit(from, cause)
 }
 
+// emit tells the state subscribers about a change. The snapshot is
+// published first: whoever reads the event and then makes a call must see
+// the state the event announced.
 func (s *supervisor) emit(from State, cause error) {
+	s.publish()
 	ev := StateChange{From: from, To: s.state, Breaker: s.breaker.state, Err: cause, At: time.Now()}
 	for w := range s.watchers {
 		w.deliver(ev)
@@ -345,6 +349,7 @@ func (s *supervisor) handleCancelConnect(cmd *connectCmd) {
 }
 
 func (s *supervisor) replyConnect(err error) {
+	s.publish() // a call made right after Connect returns must see its result
 	for _, w := range s.connectWaiters {
 		w.reply <- err
 	}
