@@ -362,8 +362,12 @@ func (s *supervisor) startDial() {
 		return
 	}
 	s.dialing = true
-	opts := s.natsOptions()
+	opts, optErr := s.natsOptions()
 	go func() {
+		if optErr != nil {
+			s.dialDone <- dialResult{err: optErr}
+			return
+		}
 		nc, err := opts.Connect()
 		s.dialDone <- dialResult{nc: nc, err: err}
 	}()
@@ -514,8 +518,14 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 		}
 		s.opts.logf("nats.go gave the connection up; dialling a new one")
 		s.setState(StateReconnecting, cause)
-		if s.breaker.state == BreakerClosed {
+		switch s.breaker.state {
+		case BreakerClosed:
 			s.startDial()
+		case BreakerHalfOpen:
+			// nats.go's reconnect was the probe, and it failed: reopen, so
+			// that the breaker's timer dials next. Left half-open, nothing
+			// would ever dial again.
+			s.failure(cause)
 		}
 		s.schedule()
 	case evAsyncError:
@@ -620,7 +630,11 @@ func (s *supervisor) notify(fn func()) {
 // natsOptions builds the nats.go options for one dial: the client's settings,
 // then the user's, then the handlers the supervisor relies on, which call any
 // handler the user set through WithNATSOptions.
-func (s *supervisor) natsOptions() nats.Options {
+//
+// An option that fails is the dial's error, never skipped: nats.go's
+// credentials option reads its file when applied, and dropping it would dial
+// without the credentials the user configured.
+func (s *supervisor) natsOptions() (nats.Options, error) {
 	o := nats.GetDefaultOptions()
 	o.Servers = s.c.servers
 	o.Name = s.opts.name
@@ -630,7 +644,9 @@ func (s *supervisor) natsOptions() nats.Options {
 	o.PingInterval = s.opts.pingInterval
 	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	for _, opt := range s.opts.natsOptions {
-		_ = opt(&o) // validated when the option was given to NewClient
+		if err := opt(&o); err != nil {
+			return o, fmt.Errorf("natsclient: connection option: %w", err)
+		}
 	}
 	c := s.c
 	forward := func(ev connEvent) {
@@ -674,7 +690,7 @@ func (s *supervisor) natsOptions() nats.Options {
 	o.CustomReconnectDelayCB = c.reconnectDelay
 	o.CustomDialer = &lifeDialer{life: s.life, timeout: s.opts.timeout}
 	o.RetryOnFailedConnect = false
-	return o
+	return o, nil
 }
 
 // reconnectDelay is nats.go's wait before its next reconnect attempt: the
