@@ -455,7 +455,7 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 	}
 	first := natstest.NewServer(t, withPassword("s3cret", 0))
 	port := first.NATSServer().Addr().(*net.TCPAddr).Port
-	c := newClient(t, first.URL(), securityClientOptions(natsclient.WithUserInfo("edge", "s3cret"))...)
+	c := newClient(t, first.DirectURL(), securityClientOptions(natsclient.WithUserInfo("edge", "s3cret"))...)
 	ctx := testContext(t)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
