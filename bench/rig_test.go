@@ -10,10 +10,15 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// clientFirst runs the client side of each pair before the raw side. The
-// benchratio driver flips it every round, so that neither side always runs
-// on a warmer (or a more crowded) machine.
-var clientFirst = flag.Bool("clientfirst", false, "run the client side of each pair first")
+// clientFirst runs the client side of each pair before the raw side, and
+// repeats runs each pair that many times, alternating the order (raw, client,
+// client, raw, ...). The benchratio driver sets both: it flips clientFirst
+// every round, so that neither side always runs on a warmer, or a more
+// crowded, machine, and pairs each repetition with its neighbour.
+var (
+	clientFirst = flag.Bool("clientfirst", false, "run the client side of each pair first")
+	repeats     = flag.Int("repeats", 1, "run each pair this many times, alternating the order")
+)
 
 // Settings both sides share, so that neither is measured with a different
 // configuration. nats.go's default ReconnectJitter (100ms) is set to zero on
@@ -108,18 +113,20 @@ func dialClient(tb testing.TB, url string, extra ...natsclient.Option) *natsclie
 type op func() error
 
 // runPair runs the raw and the client side as sub-benchmarks "raw" and
-// "client", one right after the other, in the order -clientfirst says.
+// "client", one right after the other, in the order -clientfirst says, and
+// -repeats times, alternating the order. Repetitions are named raw#01,
+// client#01 and so on by the testing package.
 func runPair(b *testing.B, raw, client func(*testing.B)) {
 	b.Helper()
-	sides := []struct {
-		name string
-		fn   func(*testing.B)
-	}{{"raw", raw}, {"client", client}}
+	first, second := "raw", "client"
+	fns := map[string]func(*testing.B){"raw": raw, "client": client}
 	if *clientFirst {
-		sides[0], sides[1] = sides[1], sides[0]
+		first, second = second, first
 	}
-	for _, s := range sides {
-		b.Run(s.name, s.fn)
+	for range max(*repeats, 1) {
+		b.Run(first, fns[first])
+		b.Run(second, fns[second])
+		first, second = second, first
 	}
 }
 
@@ -135,7 +142,7 @@ func runPair(b *testing.B, raw, client func(*testing.B)) {
 func loop(o, settle op) func(*testing.B) {
 	return func(b *testing.B) {
 		b.ReportAllocs()
-		b.ResetTimer()
+		cpu := startCPU(b)
 		for range b.N {
 			if err := o(); err != nil {
 				b.Fatal(err)
@@ -146,6 +153,7 @@ func loop(o, settle op) func(*testing.B) {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b)
 	}
 }
 
@@ -153,7 +161,7 @@ func loop(o, settle op) func(*testing.B) {
 func parallel(o, settle op) func(*testing.B) {
 	return func(b *testing.B) {
 		b.ReportAllocs()
-		b.ResetTimer()
+		cpu := startCPU(b)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := o(); err != nil {
@@ -167,6 +175,28 @@ func parallel(o, settle op) func(*testing.B) {
 				b.Fatal(err)
 			}
 		}
+		cpu.report(b)
+	}
+}
+
+// cpuClock measures the process's CPU time per op over a benchmark run,
+// reported as cpu-ns/op next to testing's wall-time ns/op.
+type cpuClock struct {
+	start time.Duration
+	ok    bool
+}
+
+// startCPU resets the benchmark timer and starts the CPU clock with it.
+func startCPU(b *testing.B) cpuClock {
+	b.ResetTimer()
+	start, ok := processCPU()
+	return cpuClock{start: start, ok: ok}
+}
+
+func (c cpuClock) report(b *testing.B) {
+	b.StopTimer()
+	if end, ok := processCPU(); ok && c.ok {
+		b.ReportMetric(float64(end-c.start)/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -30,14 +30,15 @@ import (
 )
 
 func main() {
-	rounds := flag.Int("rounds", 6, "how many times every benchmark runs")
-	benchtime := flag.String("benchtime", "300ms", "-benchtime of the call benchmarks")
+	rounds := flag.Int("rounds", 5, "how many times the benchmark binary runs every benchmark")
+	repeats := flag.Int("repeats", 4, "how many raw/client pairs of each call benchmark a round runs, alternating the order")
+	benchtime := flag.String("benchtime", "100ms", "-benchtime of the call benchmarks")
 	slowtime := flag.String("slowtime", "8x", "-benchtime of the reconnect, fan-out and footprint benchmarks")
 	only := flag.String("bench", "", "run only the benchmarks matching this regexp (as go test -bench)")
 	keep := flag.String("out", "", "also write each round's raw go test output to this directory")
 	flag.Parse()
 
-	if err := run(*rounds, *benchtime, *slowtime, *only, *keep, os.Stdout); err != nil {
+	if err := run(*rounds, *repeats, *benchtime, *slowtime, *only, *keep, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchratio:", err)
 		os.Exit(2)
 	}
@@ -56,7 +57,7 @@ var groups = []group{
 	{pattern: "^Benchmark(StateFanout|Reconnect|Resubscribe|Footprint)$", slow: true},
 }
 
-func run(rounds int, benchtime, slowtime, only, keep string, out io.Writer) error {
+func run(rounds, repeats int, benchtime, slowtime, only, keep string, out io.Writer) error {
 	if rounds < 1 {
 		return fmt.Errorf("-rounds %d: need at least 1", rounds)
 	}
@@ -84,14 +85,15 @@ func run(rounds int, benchtime, slowtime, only, keep string, out io.Writer) erro
 	res := results{}
 	for round := range rounds {
 		for _, g := range groups {
-			bt := benchtime
+			bt, rep := benchtime, repeats
 			if g.slow {
-				bt = slowtime
+				bt, rep = slowtime, 1
 			}
 			args := []string{
 				"-test.run=^$", "-test.bench=" + g.pattern, "-test.benchmem",
 				"-test.count=1", "-test.benchtime=" + bt, "-test.timeout=30m",
 				fmt.Sprintf("-clientfirst=%t", round%2 == 1),
+				fmt.Sprintf("-repeats=%d", rep),
 			}
 			if only != "" {
 				args[1] = "-test.bench=" + only
@@ -118,8 +120,9 @@ func run(rounds int, benchtime, slowtime, only, keep string, out io.Writer) erro
 			res.parse(&buf, round)
 		}
 	}
-	fmt.Fprintf(out, "%d rounds, -benchtime %s (calls) and %s (restarts, fan-out, footprint), GOMAXPROCS as the machine gives.\n\n", rounds, benchtime, slowtime)
-	if !report(out, res, rounds) {
+	fmt.Fprintf(out, "%d rounds of %d alternating raw/client pairs at -benchtime %s (calls); %d rounds at %s (restarts, fan-out, footprint).\n\n",
+		rounds, repeats, benchtime, rounds, slowtime)
+	if !report(out, res) {
 		os.Exit(1)
 	}
 	return nil
@@ -137,11 +140,16 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(path), nil
 }
 
-// results maps a benchmark name (without "Benchmark" and the -GOMAXPROCS
-// suffix) to its metrics, one map per round.
+// results maps a benchmark name (without "Benchmark", the -GOMAXPROCS
+// suffix and the #NN of a repetition) to its metrics, one map per sample.
+// A sample is keyed by round*1000 + repetition, so that the raw and the
+// client side of one repetition share a key.
 type results map[string]map[int]map[string]float64
 
-var procSuffix = regexp.MustCompile(`-\d+$`)
+var (
+	procSuffix = regexp.MustCompile(`-\d+$`)
+	repetition = regexp.MustCompile(`#(\d+)$`)
+)
 
 // parse reads `go test -bench` output lines such as
 // "BenchmarkCore/Publish/16B/raw-2  1000000  321.1 ns/op  14 B/op  0 allocs/op".
@@ -156,6 +164,12 @@ func (r results) parse(in io.Reader, round int) {
 			continue
 		}
 		name := procSuffix.ReplaceAllString(strings.TrimPrefix(f[0], "Benchmark"), "")
+		sample := round * 1000
+		if m := repetition.FindStringSubmatch(name); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			sample += n
+			name = strings.TrimSuffix(name, m[0])
+		}
 		m := map[string]float64{}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
@@ -167,6 +181,6 @@ func (r results) parse(in io.Reader, round int) {
 		if r[name] == nil {
 			r[name] = map[int]map[string]float64{}
 		}
-		r[name][round] = m
+		r[name][sample] = m
 	}
 }
