@@ -1,0 +1,356 @@
+package natsclient
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream and its handles.
+//
+// Every call here goes through the client's snapshot and breaker, as Publish
+// does: while the breaker is open it fails at once with an error matching
+// ErrCircuitOpen, before Connect with ErrNotConnected, after Close with
+// ErrClosed. Only transport failures count against the breaker; a missing
+// stream, bucket, consumer or key, a conflict and bad input never do (see
+// isTransportFailure).
+//
+// The supervisor replaces the *nats.Conn when nats.go gives one up, and a
+// jetstream handle made on the old connection is dead from then on. So the
+// handles these methods return (streams, buckets, KVStores, consumptions)
+// keep only names and rebind to the current connection when its generation
+// changed: the check costs one atomic load and compare per call.
+
+// JetStream returns the JetStream context of the client's current
+// connection. It is tied to that connection: after the client had to dial a
+// new one (see WithMaxReconnects) it fails, so keep the client, not the
+// context, and prefer the client's own methods (CreateStream,
+// PublishToStream, Consume, CreateKeyValueBucket, NewKVStore), whose handles
+// follow the client to each new connection. Before Connect it returns
+// ErrNotConnected.
+func (c *Client) JetStream() (jetstream.JetStream, error) {
+	s, err := c.current()
+	if err != nil {
+		return nil, err
+	}
+	if s.js == nil {
+		return nil, fmt.Errorf("natsclient: jetstream: no JetStream context on this connection: %w", ErrNotConnected)
+	}
+	return s.js, nil
+}
+
+// jsSnapshot checks a JetStream call's context and returns the snapshot it
+// runs on, or the error it fails with at once.
+func (c *Client) jsSnapshot(ctx context.Context) (*snapshot, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, err := c.current()
+	if err != nil {
+		return nil, err
+	}
+	if s.js == nil {
+		return nil, fmt.Errorf("natsclient: jetstream: no JetStream context on this connection: %w", ErrNotConnected)
+	}
+	return s, nil
+}
+
+// report tells the supervisor about a transport failure seen by a JetStream
+// call, without waiting, as callFailed does for core calls; the JetStream
+// helpers build their own, more specific errors.
+func (c *Client) report(s *snapshot, err error) {
+	if isTransportFailure(err) {
+		select {
+		case c.failc <- failureReport{gen: s.gen, err: err}:
+		default:
+		}
+	}
+}
+
+// bounded gives a ctx without a deadline the client's timeout, so that no
+// JetStream call waits forever on a server that does not answer.
+func (c *Client) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.opts.timeout)
+}
+
+// attemptCtx bounds one request of a call that may retry: it waits at most
+// the client's timeout, and at most half of what remains of ctx, so that when
+// a write's acknowledgement is lost there is time left to find out whether
+// the write was stored, or to send it again.
+func (c *Client) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := c.opts.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// jsOnce runs one JetStream API call on the current connection, bounded by
+// the client's timeout when ctx has no deadline. It returns the snapshot the
+// call ran on, to seed a handle with; its error names what was attempted.
+func jsOnce[T any](c *Client, ctx context.Context, what string, fn func(context.Context, jetstream.JetStream) (T, error)) (T, *snapshot, error) {
+	var zero T
+	s, err := c.jsSnapshot(ctx)
+	if err != nil {
+		return zero, nil, err
+	}
+	bctx, cancel := c.bounded(ctx)
+	defer cancel()
+	v, err := fn(bctx, s.js)
+	if err != nil {
+		c.report(s, err)
+		return zero, s, fmt.Errorf("natsclient: %s: %w", what, err)
+	}
+	return v, s, nil
+}
+
+// rebinder keeps a handle of type T bound to the client's current
+// connection. bind returns the cached handle when the connection generation
+// is unchanged, and otherwise opens a new one on the current connection.
+// Two calls racing to rebind both open a handle; the later store wins, and
+// both handles are valid.
+type rebinder[T any] struct {
+	c    *Client
+	cur  atomic.Pointer[binding[T]]
+	open func(ctx context.Context, js jetstream.JetStream) (T, error)
+}
+
+type binding[T any] struct {
+	gen uint64
+	v   T
+}
+
+func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
+	var zero T
+	s, err := r.c.jsSnapshot(ctx)
+	if err != nil {
+		return nil, zero, err
+	}
+	if b := r.cur.Load(); b != nil && b.gen == s.gen {
+		return s, b.v, nil
+	}
+	bctx, cancel := r.c.bounded(ctx)
+	defer cancel()
+	v, err := r.open(bctx, s.js)
+	if err != nil {
+		r.c.report(s, err)
+		return s, zero, err
+	}
+	r.cur.Store(&binding[T]{gen: s.gen, v: v})
+	return s, v, nil
+}
+
+// callBound runs fn on the handle bound to the current connection, and
+// reports a transport failure of fn's to the breaker. Errors are returned as
+// fn returned them.
+func callBound[B, T any](r *rebinder[B], ctx context.Context, fn func(B) (T, error)) (T, error) {
+	s, b, err := r.bind(ctx)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := fn(b)
+	if err != nil {
+		r.c.report(s, err)
+	}
+	return v, err
+}
+
+// seed stores a handle just opened on snapshot s.
+func (r *rebinder[T]) seed(s *snapshot, v T) {
+	r.cur.Store(&binding[T]{gen: s.gen, v: v})
+}
+
+// validateStreamName rejects what the server would: an empty name, or one
+// holding whitespace, '.', '*', '>' or a path separator.
+func validateStreamName(what, name string) error {
+	if name == "" {
+		return invalidArgument("empty %s name", what)
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case b <= ' ' || b == 0x7f:
+			return invalidArgument("%s name %q: whitespace or control character at byte %d", what, name, i)
+		case b == '.' || b == '*' || b == '>' || b == '/' || b == '\\':
+			return invalidArgument("%s name %q: %q at byte %d is not allowed", what, name, b, i)
+		}
+	}
+	return nil
+}
+
+// CreateStream creates the stream cfg describes, or updates it when it exists
+// with another configuration, and returns a handle to it. The handle follows
+// the client to each new connection (consumers obtained from it do not: use
+// Consume).
+func (c *Client) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if err := validateStreamName("stream", cfg.Name); err != nil {
+		return nil, err
+	}
+	st, s, err := jsOnce(c, ctx, fmt.Sprintf("create stream %q", cfg.Name), func(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, cfg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := c.newStreamHandle(cfg.Name)
+	h.seed(s, st)
+	return h, nil
+}
+
+// Stream returns a handle to the existing stream name. A missing stream is an
+// error matching jetstream.ErrStreamNotFound. The handle follows the client to
+// each new connection.
+func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if err := validateStreamName("stream", name); err != nil {
+		return nil, err
+	}
+	h := c.newStreamHandle(name)
+	if _, _, err := h.bind(ctx); err != nil {
+		return nil, fmt.Errorf("natsclient: stream %q: %w", name, err)
+	}
+	return h, nil
+}
+
+// DeleteStream deletes the stream name and its messages. A missing stream is
+// an error matching jetstream.ErrStreamNotFound.
+func (c *Client) DeleteStream(ctx context.Context, name string) error {
+	if err := validateStreamName("stream", name); err != nil {
+		return err
+	}
+	_, _, err := jsOnce(c, ctx, fmt.Sprintf("delete stream %q", name), func(ctx context.Context, js jetstream.JetStream) (struct{}, error) {
+		return struct{}{}, js.DeleteStream(ctx, name)
+	})
+	return err
+}
+
+// PublishToStream publishes data to subject, which a stream must capture, and
+// waits for the stream's acknowledgement until ctx ends (a ctx without a
+// deadline is bounded by the client's timeout).
+//
+// A publish whose acknowledgement does not arrive (a timeout, a lost
+// connection) is sent again, with backoff, until ctx ends. Every message
+// carries a message ID (the Nats-Msg-Id header): the one given with
+// jetstream.WithMsgID, or a random one. A retry sends the same ID, so the
+// stream stores the message once however many times it was sent, as long as
+// the retries fall within the stream's duplicate window (2 minutes by
+// default). The PubAck of a retry that found the message already stored has
+// Duplicate set. An error the server answered with (a missing stream, a
+// failed expectation, a message over the stream's limit) is returned at once.
+func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := checkCall(ctx, subject); err != nil {
+		return nil, err
+	}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, invalidArgument("publish to stream %q: option %d is nil", subject, i)
+		}
+	}
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+	for attempt := 1; ; attempt++ {
+		s, err := c.jsSnapshot(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: publish to stream %q: %w", subject, err)
+		}
+		// The options set their headers on msg (WithMsgID replaces ours),
+		// the same ones on every attempt.
+		actx, cancelAttempt := c.attemptCtx(ctx)
+		ack, err := s.js.PublishMsg(actx, msg, opts...)
+		cancelAttempt()
+		if err == nil {
+			return ack, nil
+		}
+		c.report(s, err)
+		if !transient(err) || ctx.Err() != nil {
+			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w",
+				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
+		}
+		if werr := sleepCtx(ctx, backoff(c.opts.reconnectWait/4, attempt)); werr != nil {
+			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w: %w",
+				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err, werr)
+		}
+	}
+}
+
+// maybeSent reports whether a failed JetStream request may nevertheless
+// have reached the server and been acted on, because no answer came: a
+// timeout, a lost connection, the caller giving up. An answer from the
+// server (an API error) and a request refused before it was sent (bad input,
+// a payload over max_payload, the breaker, a closed client) say for sure that
+// nothing was done.
+func maybeSent(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr),
+		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
+		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
+		errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject),
+		errors.Is(err, nats.ErrInvalidMsg), errors.Is(err, nats.ErrBadHeaderMsg),
+		errors.Is(err, jetstream.ErrInvalidKey), errors.Is(err, jetstream.ErrInvalidOption),
+		errors.Is(err, jetstream.ErrInvalidJSAck):
+		return false
+	}
+	return true
+}
+
+// transient reports whether a request that failed without an answer is worth
+// sending again: it timed out, found no responder (JetStream not ready yet
+// after a restart), or the connection failed.
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		isTransportFailure(err)
+}
+
+// newMsgID returns a random message ID for the Nats-Msg-Id header.
+func newMsgID() string { return "natsclient-" + crand.Text() }
+
+// backoff is the wait before retry number attempt (1 for the first retry):
+// base doubled for each earlier retry, capped at 64×base, spread with
+// jitter to between half and all of it, so that writers who lost to each
+// other do not collide again in lockstep.
+func backoff(base time.Duration, attempt int) time.Duration {
+	if base <= 0 {
+		return 0
+	}
+	d := base
+	for i := 1; i < attempt && d < 64*base; i++ {
+		d *= 2
+	}
+	d = min(d, 64*base)
+	half := int64(d) / 2
+	return time.Duration(half + mrand.Int64N(half+1))
+}
+
+// sleepCtx waits d, or until ctx ends, returning ctx's error then.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// kvStreamName is the name of the stream behind bucket.
+func kvStreamName(bucket string) string { return "KV_" + bucket }

@@ -1,0 +1,250 @@
+package natsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ValidateKey reports whether key can name a Key-Value entry: not empty, made
+// of letters, digits and - / _ = . only, without a leading or trailing dot or
+// an empty token (".."). The error matches ErrInvalidArgument and
+// jetstream.ErrInvalidKey, and says what is wrong.
+func ValidateKey(key string) error {
+	why := ""
+	switch {
+	case key == "":
+		why = "empty key"
+	case key[0] == '.':
+		why = "starts with '.'"
+	case key[len(key)-1] == '.':
+		why = "ends with '.'"
+	default:
+		for i := 0; i < len(key); i++ {
+			b := key[i]
+			if b == '.' && key[i+1] == '.' { // the last byte is not '.'
+				why = fmt.Sprintf("empty token (\"..\") at byte %d", i)
+				break
+			}
+			if !keyByte(b) {
+				why = fmt.Sprintf("character %q at byte %d is not allowed (letters, digits and - / _ = . are)", b, i)
+				break
+			}
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: key %q: %s: %w", ErrInvalidArgument, key, why, jetstream.ErrInvalidKey)
+}
+
+func keyByte(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+		b == '-' || b == '/' || b == '_' || b == '=' || b == '.'
+}
+
+// ValidateBucketName reports whether name can name a Key-Value bucket: not
+// empty, made of letters, digits, - and _ only. The error matches
+// ErrInvalidArgument and jetstream.ErrInvalidBucketName.
+func ValidateBucketName(name string) error {
+	why := ""
+	if name == "" {
+		why = "empty bucket name"
+	}
+	for i := 0; i < len(name) && why == ""; i++ {
+		b := name[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
+			why = fmt.Sprintf("character %q at byte %d is not allowed (letters, digits, - and _ are)", b, i)
+		}
+	}
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: bucket %q: %s: %w", ErrInvalidArgument, name, why, jetstream.ErrInvalidBucketName)
+}
+
+// kvBinding is a bucket bound to one connection: jetstream's KeyValue for
+// reads, watches and deletes, the stream behind it for raw reads with
+// headers, and the JetStream context the store publishes its writes with.
+type kvBinding struct {
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	// maxValueSize is the bucket's MaxValueSize when bound; < 1: no limit.
+	maxValueSize int32
+}
+
+// bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
+// bucket's name and rebinds to the current connection when the client
+// dialled a new one. Its methods return jetstream's errors as they are, and
+// report transport failures to the breaker.
+type bucketHandle struct {
+	name string
+	rebinder[*kvBinding]
+}
+
+var _ jetstream.KeyValue = (*bucketHandle)(nil)
+
+func (c *Client) newBucketHandle(name string) *bucketHandle {
+	h := &bucketHandle{name: name}
+	h.c = c
+	h.open = func(ctx context.Context, js jetstream.JetStream) (*kvBinding, error) {
+		kv, err := js.KeyValue(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+		}
+		st, err := js.Stream(ctx, kvStreamName(name))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				err = errors.Join(jetstream.ErrBucketNotFound, err)
+			}
+			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+		}
+		return &kvBinding{js: js, kv: kv, stream: st, maxValueSize: st.CachedInfo().Config.MaxMsgSize}, nil
+	}
+	return h
+}
+
+// CreateKeyValueBucket creates the bucket cfg describes and returns it. An
+// existing bucket with the same configuration is returned as it is; one with
+// another configuration is an error matching jetstream.ErrBucketExists that
+// says so (change it with JetStream().UpdateKeyValue). An invalid bucket
+// name matches ErrInvalidArgument and jetstream.ErrInvalidBucketName. The
+// returned bucket follows the client to each new connection.
+func (c *Client) CreateKeyValueBucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if err := ValidateBucketName(cfg.Bucket); err != nil {
+		return nil, err
+	}
+	_, _, err := jsOnce(c, ctx, fmt.Sprintf("create key-value bucket %q", cfg.Bucket), func(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+		kv, err := js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			err = fmt.Errorf("it exists with a different configuration: %w", err)
+		}
+		return kv, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := c.newBucketHandle(cfg.Bucket)
+	if _, _, err := h.bind(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// KeyValueBucket returns the existing bucket name. A missing bucket matches
+// jetstream.ErrBucketNotFound. The bucket follows the client to each new
+// connection.
+func (c *Client) KeyValueBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	if err := ValidateBucketName(name); err != nil {
+		return nil, err
+	}
+	h := c.newBucketHandle(name)
+	if _, _, err := h.bind(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// DeleteKeyValueBucket deletes the bucket name and everything in it. A
+// missing bucket matches jetstream.ErrBucketNotFound.
+func (c *Client) DeleteKeyValueBucket(ctx context.Context, name string) error {
+	if err := ValidateBucketName(name); err != nil {
+		return err
+	}
+	_, _, err := jsOnce(c, ctx, fmt.Sprintf("delete key-value bucket %q", name), func(ctx context.Context, js jetstream.JetStream) (struct{}, error) {
+		return struct{}{}, js.DeleteKeyValue(ctx, name)
+	})
+	return err
+}
+
+// kvCall runs fn on jetstream's KeyValue bound to the current connection.
+func kvCall[T any](h *bucketHandle, ctx context.Context, fn func(jetstream.KeyValue) (T, error)) (T, error) {
+	return callBound(&h.rebinder, ctx, func(b *kvBinding) (T, error) { return fn(b.kv) })
+}
+
+func (h *bucketHandle) kvErr(ctx context.Context, fn func(jetstream.KeyValue) error) error {
+	_, err := kvCall(h, ctx, func(kv jetstream.KeyValue) (struct{}, error) { return struct{}{}, fn(kv) })
+	return err
+}
+
+func (h *bucketHandle) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
+}
+
+func (h *bucketHandle) GetRevision(ctx context.Context, key string, revision uint64) (jetstream.KeyValueEntry, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) {
+		return kv.GetRevision(ctx, key, revision)
+	})
+}
+
+func (h *bucketHandle) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Put(ctx, key, value) })
+}
+
+func (h *bucketHandle) PutString(ctx context.Context, key string, value string) (uint64, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.PutString(ctx, key, value) })
+}
+
+func (h *bucketHandle) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Create(ctx, key, value, opts...) })
+}
+
+func (h *bucketHandle) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Update(ctx, key, value, revision) })
+}
+
+func (h *bucketHandle) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	return h.kvErr(ctx, func(kv jetstream.KeyValue) error { return kv.Delete(ctx, key, opts...) })
+}
+
+func (h *bucketHandle) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	return h.kvErr(ctx, func(kv jetstream.KeyValue) error { return kv.Purge(ctx, key, opts...) })
+}
+
+func (h *bucketHandle) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, keys, opts...) })
+}
+
+func (h *bucketHandle) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx, opts...) })
+}
+
+func (h *bucketHandle) WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
+		return kv.WatchFiltered(ctx, keys, opts...)
+	})
+}
+
+func (h *bucketHandle) Keys(ctx context.Context, opts ...jetstream.WatchOpt) ([]string, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) ([]string, error) { return kv.Keys(ctx, opts...) })
+}
+
+func (h *bucketHandle) ListKeys(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyLister, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyLister, error) { return kv.ListKeys(ctx, opts...) })
+}
+
+func (h *bucketHandle) ListKeysFiltered(ctx context.Context, filters ...string) (jetstream.KeyLister, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyLister, error) {
+		return kv.ListKeysFiltered(ctx, filters...)
+	})
+}
+
+func (h *bucketHandle) History(ctx context.Context, key string, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
+		return kv.History(ctx, key, opts...)
+	})
+}
+
+// Bucket returns the bucket's name.
+func (h *bucketHandle) Bucket() string { return h.name }
+
+func (h *bucketHandle) PurgeDeletes(ctx context.Context, opts ...jetstream.KVPurgeOpt) error {
+	return h.kvErr(ctx, func(kv jetstream.KeyValue) error { return kv.PurgeDeletes(ctx, opts...) })
+}
+
+func (h *bucketHandle) Status(ctx context.Context) (jetstream.KeyValueStatus, error) {
+	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyValueStatus, error) { return kv.Status(ctx) })
+}

@@ -1,0 +1,215 @@
+package natsclient_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// These tests cut the connection between a write and its reply with the
+// harness's fault proxy, and check that the change is applied exactly once.
+
+// matchLogger forwards the client's log lines that contain want to a channel.
+type matchLogger struct {
+	want  string
+	lines chan string
+}
+
+func (l matchLogger) Printf(format string, v ...any) {
+	if line := fmt.Sprintf(format, v...); strings.Contains(line, l.want) {
+		select {
+		case l.lines <- line:
+		default:
+		}
+	}
+}
+
+// lostAckHarness is a client whose KV writes time out after 500ms, a bucket,
+// and the log line that says a write got no acknowledgement.
+type lostAckHarness struct {
+	tc      *natstest.TestClient
+	bucket  jetstream.KeyValue
+	kv      *natsclient.KVStore
+	noAck   chan string
+	direct  jetstream.KeyValue // the same bucket, bypassing the proxy
+	counter string
+}
+
+func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig) *lostAckHarness {
+	t.Helper()
+	log := matchLogger{want: "no acknowledgement", lines: make(chan string, 16)}
+	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(
+		natsclient.WithTimeout(500*time.Millisecond), natsclient.WithLogger(log)))
+	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
+	nc, err := nats.Connect(tc.Server.DirectURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := js.KeyValue(testContext(t), cfg.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &lostAckHarness{tc: tc, bucket: bucket, kv: kv, noAck: log.lines, direct: direct, counter: "counter"}
+	if _, err := direct.Put(testContext(t), h.counter, []byte(`{"n":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// increment runs UpdateJSON on the counter in a goroutine. The first call of
+// fn asks the test goroutine to apply fault (the harness's faults are driven
+// from the test goroutine) and then returns, so the write that follows meets
+// the fault. Once the store logs that the write got no acknowledgement, duringFault
+// runs and the proxy thaws. It returns UpdateJSON's error and how often fn
+// was called.
+func (h *lostAckHarness) increment(t *testing.T, fault func(), duringFault func()) (error, int32) {
+	t.Helper()
+	var calls atomic.Int32
+	faultNow, faulted := make(chan struct{}), make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		result <- h.kv.UpdateJSON(context.Background(), h.counter, func(m map[string]any) error {
+			if calls.Add(1) == 1 {
+				faultNow <- struct{}{}
+				<-faulted
+			}
+			n, _ := m["n"].(float64)
+			m["n"] = n + 1
+			return nil
+		})
+	}()
+	receive(t, faultNow, "first call of fn")
+	fault()
+	close(faulted)
+	line := receive(t, h.noAck, "log line of a write without acknowledgement")
+	t.Logf("client: %s", line)
+	duringFault()
+	h.tc.Server.Thaw()
+	return receive(t, result, "UpdateJSON's result"), calls.Load()
+}
+
+// value reads the counter directly from the server.
+func (h *lostAckHarness) value(t *testing.T) int {
+	t.Helper()
+	e, err := h.direct.Get(testContext(t), h.counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ N int }
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.N
+}
+
+func TestKVLostAcknowledgementIsFoundStoredNotAppliedTwice(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "lostack"})
+	// The write reaches the server and is stored; its acknowledgement is held.
+	err, calls := h.increment(t, h.tc.Server.FreezeReplies, func() {})
+	if err != nil {
+		t.Fatalf("UpdateJSON = %v, want success found by reading back", err)
+	}
+	if calls != 1 {
+		t.Fatalf("fn called %d times: a stored write was applied again", calls)
+	}
+	if n := h.value(t); n != 1 {
+		t.Fatalf("counter = %d, want exactly 1", n)
+	}
+}
+
+func TestKVWriteHeldBothWaysIsStoredOnce(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "frozen"})
+	// Nothing reaches the server until Thaw; the held write and any resend
+	// then arrive, and only one of them may be stored.
+	err, calls := h.increment(t, h.tc.Server.Freeze, func() {})
+	if err != nil {
+		t.Fatalf("UpdateJSON = %v", err)
+	}
+	if n := h.value(t); n != 1 {
+		t.Fatalf("counter = %d after %d calls of fn, want exactly 1", n, calls)
+	}
+}
+
+func TestKVWriteOvertakenWhileHeldIsRetriedOnTheNewValue(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "overtaken"})
+	// Our write is held; meanwhile another writer updates the counter with
+	// compare-and-swap. Ours can then never be stored (it expects the old
+	// revision), so the store must read again and call fn on the new value.
+	err, calls := h.increment(t, h.tc.Server.Freeze, func() {
+		ctx := testContext(t)
+		e, err := h.direct.Get(ctx, h.counter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.direct.Update(ctx, h.counter, []byte(`{"n":100}`), e.Revision()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("UpdateJSON = %v", err)
+	}
+	if n := h.value(t); n != 101 || calls != 2 {
+		t.Fatalf("counter = %d after %d calls of fn, want 101 after 2", n, calls)
+	}
+}
+
+func TestKVUnknownOutcomeWhenHistoryNoLongerTells(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "forgetful", History: 1})
+	// Our write is stored but its acknowledgement held; two plain puts then
+	// overwrite it, and with History 1 nothing says whether ours was there.
+	err, calls := h.increment(t, h.tc.Server.FreezeReplies, func() {
+		ctx := testContext(t)
+		for _, v := range []string{`{"n":50}`, `{"n":60}`} {
+			if _, err := h.direct.Put(ctx, h.counter, []byte(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) {
+		t.Fatalf("UpdateJSON = %v, want ErrKVUnknownOutcome", err)
+	}
+	if calls != 1 {
+		t.Fatalf("fn called %d times, want 1: an unknown outcome is never retried", calls)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "forgetful/counter") || !strings.Contains(msg, "History") ||
+		!strings.Contains(msg, "message ID natsclient-") {
+		t.Fatalf("error does not explain itself: %v", err)
+	}
+	if n := h.value(t); n != 60 {
+		t.Fatalf("counter = %d, want the last put's 60", n)
+	}
+}
+
+func TestKVPutWithLostAcknowledgementIsStoredOnce(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "puts", History: 10})
+	done := make(chan error, 1)
+	h.tc.Server.FreezeReplies()
+	go func() {
+		_, err := h.kv.Put(context.Background(), "p", []byte("once"))
+		done <- err
+	}()
+	receive(t, h.noAck, "log line of a put without acknowledgement")
+	h.tc.Server.Thaw()
+	if err := receive(t, done, "Put's result"); err != nil {
+		t.Fatalf("Put = %v", err)
+	}
+	hist, err := h.direct.History(testContext(t), "p")
+	if err != nil || len(hist) != 1 {
+		t.Fatalf("history of p = %d entries, %v; want the put stored once", len(hist), err)
+	}
+}

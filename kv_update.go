@@ -1,0 +1,145 @@
+package natsclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// UpdateWithRetry reads key, calls fn with its current value, and writes
+// what fn returns if the key has not changed since it was read (a
+// compare-and-swap), retrying the whole read-modify-write when another
+// writer got there first, up to KVOptions.MaxRetries times with jittered
+// backoff, within KVOptions.Timeout and ctx. It returns the new revision.
+//
+// current is nil when the key does not exist or was deleted (the write is
+// then a create), and a non-nil slice otherwise, empty for an empty value.
+// fn may be called several times, so it must compute from current alone. An
+// error from fn is returned as it is, at once, with nothing written; a panic
+// in fn is not recovered, and nothing is written.
+//
+// When the retries run out the error matches ErrKVMaxRetriesExceeded and
+// ErrKVRevisionMismatch and says how many attempts were made. A write whose
+// acknowledgement was lost is resolved as KVStore's "Exactly once" describes;
+// fn is never called again for a write that may have been stored.
+func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(current []byte) ([]byte, error)) (uint64, error) {
+	if fn == nil {
+		return 0, invalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
+	}
+	return kv.update(ctx, "update", key, func(cur []byte, _ uint64) ([]byte, error) { return fn(cur) })
+}
+
+// UpdateJSON updates the JSON object stored under key with fn, as
+// UpdateWithRetry does: fn gets the object decoded into a map (empty when the
+// key does not exist or was deleted), changes it in place, and the map is
+// encoded and written if the key did not change meanwhile, else fn is called
+// again on the fresh value. Numbers decode as float64, as encoding/json does;
+// for typed values use UpdateJSONAs.
+//
+// A stored value that is not a JSON object is an error naming the key and
+// the decoding problem, returned at once: fn is not called and the value is
+// left as it is.
+func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[string]any) error) error {
+	if fn == nil {
+		return invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+	}
+	_, err := kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
+		obj := map[string]any{}
+		if cur != nil {
+			if err := decodeObject(cur, &obj); err != nil {
+				return nil, kv.decodeError(key, rev, err)
+			}
+		}
+		if err := fn(obj); err != nil {
+			return nil, err
+		}
+		return json.Marshal(obj)
+	})
+	return err
+}
+
+// UpdateJSONAs is UpdateJSON for a value kept as a T rather than a map: fn
+// gets a pointer to the stored value decoded into a T (the zero T when the
+// key does not exist or was deleted) and changes it; the T is encoded as JSON
+// and written with compare-and-swap, retrying on conflict. It returns the new
+// revision. A stored value that does not decode into a T is an error naming
+// the key, returned before fn is called.
+func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*T) error) (uint64, error) {
+	if kv == nil {
+		return 0, invalidArgument("UpdateJSONAs: nil *KVStore")
+	}
+	if fn == nil {
+		return 0, invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+	}
+	return kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
+		var v T
+		if cur != nil {
+			if err := json.Unmarshal(cur, &v); err != nil {
+				return nil, kv.decodeError(key, rev, err)
+			}
+		}
+		if err := fn(&v); err != nil {
+			return nil, err
+		}
+		return json.Marshal(&v)
+	})
+}
+
+// update is the read-modify-write loop behind the Update* methods. next gets
+// the current value (nil: no key) and its revision; its error ends the loop
+// at once and is returned as it is.
+func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
+	ctx, cancel, err := kv.begin(ctx, op, key)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		cur, err := kv.load(ctx, op, key)
+		if err != nil {
+			return 0, err
+		}
+		value, err := next(cur.value, cur.rev)
+		if err != nil {
+			return 0, err
+		}
+		rev, err := kv.write(ctx, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
+		if err == nil {
+			return rev, nil
+		}
+		if !IsKVConflictError(err) || errors.Is(err, ErrKVUnknownOutcome) {
+			return 0, err
+		}
+		if attempt > kv.opts.MaxRetries {
+			return 0, kv.maxRetriesError(op, key, attempt, err)
+		}
+		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
+				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}
+		}
+	}
+}
+
+// decodeObject decodes a JSON object into obj, and refuses anything else
+// (an array, a string, null, an empty value) rather than let it pass as an
+// empty object that the write would then overwrite.
+func decodeObject(data []byte, obj *map[string]any) error {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 {
+		return errors.New("empty value, not a JSON object")
+	}
+	if trimmed[0] != '{' {
+		if err := json.Unmarshal(data, obj); err != nil {
+			return fmt.Errorf("not a JSON object: %w", err)
+		}
+		return fmt.Errorf("not a JSON object: starts with %q", trimmed[0])
+	}
+	return json.Unmarshal(data, obj)
+}
+
+func (kv *KVStore) decodeError(key string, rev uint64, err error) error {
+	return &kvError{op: "update json", bucket: kv.bucket.name, key: key,
+		err: fmt.Errorf("decode stored value (revision %d): %w", rev, err)}
+}

@@ -1,0 +1,230 @@
+package natsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers of the messages behind a bucket's entries, as jetstream writes them.
+const (
+	kvOperationHeader = "KV-Operation" // "DEL" or "PURGE" on a delete marker
+	kvDelete          = "DEL"
+	kvPurge           = "PURGE"
+)
+
+// writeReq is one write to a key.
+type writeReq struct {
+	op, key string
+	value   []byte
+	// cas makes the write conditional on the key being at revision expected
+	// (0: the key must not exist).
+	cas      bool
+	create   bool // a Create: a conflict matches jetstream.ErrKeyExists
+	expected uint64
+}
+
+// kvSubject is the subject key's messages are stored under.
+func (kv *KVStore) kvSubject(key string) string { return "$KV." + kv.bucket.name + "." + key }
+
+// outcome is what reading back tells about a write whose answer was lost.
+type outcome int
+
+const (
+	outcomeUnknown outcome = iota // cannot be decided: ErrKVUnknownOutcome
+	outcomeStored                 // the write was stored
+	outcomePending                // not stored, and may still be: send it again
+	outcomeLost                   // not stored, and never will be: the key moved on
+)
+
+// write stores req.value exactly once, or not at all. See KVStore, "Exactly
+// once": a write that got no answer is never followed by a new call of an
+// update function until reading back has shown it was not stored; until then
+// only the very same message is sent again.
+func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
+	id := newMsgID()
+	msg := &nats.Msg{Subject: kv.kvSubject(req.key), Data: req.value, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	if req.cas {
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(req.expected, 10))
+	}
+	// sent is set once an attempt may have reached the server without us
+	// hearing back; from then on the write's fate is decided by reading
+	// back, never by an error alone.
+	sent := false
+	for attempt := 1; ; attempt++ {
+		s, b, err := kv.bucket.bind(ctx)
+		if err != nil {
+			if sent {
+				return 0, kv.unknownOutcome(req, id, "the bucket could not be reached to check", err)
+			}
+			return 0, kv.classify(req.op, req.key, req.create, err)
+		}
+		if b.maxValueSize > 0 && len(req.value) > int(b.maxValueSize) {
+			return 0, &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, err: fmt.Errorf(
+				"%w: value of %d bytes exceeds the bucket's MaxValueSize of %d bytes: %w",
+				ErrInvalidArgument, len(req.value), b.maxValueSize, jetstream.ErrStreamMessageExceedsMaximum)}
+		}
+		actx, cancel := kv.c.attemptCtx(ctx)
+		ack, err := b.js.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
+		}
+		kv.c.report(s, err)
+		// A conflict answering a resend may be our own first copy, stored.
+		if !maybeSent(err) && !(sent && isWrongLastSequence(err)) {
+			return 0, kv.classify(req.op, req.key, req.create, err)
+		}
+		sent = true
+		if ctx.Err() != nil {
+			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", errors.Join(err, context.Cause(ctx)))
+		}
+		kv.c.opts.logf("kv %s %s/%s: no acknowledgement (message ID %s, attempt %d: %v); checking whether it was stored",
+			req.op, kv.bucket.name, req.key, id, attempt, err)
+		var (
+			out outcome
+			rev uint64
+		)
+		if req.cas {
+			out, rev, err = kv.resolve(ctx, req, id)
+		} else {
+			// An unconditional put: its message ID makes a resend safe.
+			out = outcomePending
+		}
+		switch out {
+		case outcomeStored:
+			kv.c.opts.logf("kv %s %s/%s: message ID %s was stored at revision %d", req.op, kv.bucket.name, req.key, id, rev)
+			return rev, nil
+		case outcomeLost:
+			sentinel := jetstream.ErrKeyRevisionMismatch
+			if req.create {
+				sentinel = jetstream.ErrKeyExists
+			}
+			return 0, kv.classify(req.op, req.key, req.create, fmt.Errorf(
+				"the key moved on to revision %d through another write, so ours (expecting %d, lost acknowledgement) was not stored: %w",
+				rev, req.expected, sentinel))
+		case outcomeUnknown:
+			return 0, kv.unknownOutcome(req, id, "", err)
+		}
+		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", werr)
+		}
+	}
+}
+
+// resolve reads back whether the write with message ID id, expecting the key
+// at revision req.expected, was stored. It returns the revision it was stored
+// at (outcomeStored) or the key's current revision (outcomeLost).
+func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcome, uint64, error) {
+	subject := kv.kvSubject(req.key)
+	var last *jetstream.RawStreamMsg
+	err := kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+		last, err = b.stream.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			last, err = nil, nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return outcomeUnknown, 0, fmt.Errorf("reading the key back failed: %w", err)
+	case last == nil && req.expected == 0:
+		return outcomePending, 0, nil
+	case last == nil:
+		return outcomeLost, 0, nil // purged: the server can no longer match expected
+	case last.Header.Get(jetstream.MsgIDHeader) == id:
+		return outcomeStored, last.Sequence, nil
+	case last.Sequence == req.expected:
+		return outcomePending, 0, nil
+	case last.Sequence < req.expected:
+		return outcomeLost, last.Sequence, nil
+	}
+	// The key moved on. Ours, if stored, is the first message on the subject
+	// after the expected revision.
+	var next *jetstream.RawStreamMsg
+	err = kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+		next, err = b.stream.GetMsg(ctx, req.expected+1, jetstream.WithGetMsgSubject(subject))
+		return err
+	})
+	switch {
+	case err != nil:
+		return outcomeUnknown, 0, fmt.Errorf("the key moved on to revision %d; reading what followed revision %d failed: %w",
+			last.Sequence, req.expected, err)
+	case next.Header.Get(jetstream.MsgIDHeader) == id:
+		return outcomeStored, next.Sequence, nil
+	case next.Sequence == req.expected+1,
+		next.Header.Get(jetstream.ExpectedLastSubjSeqHeader) == strconv.FormatUint(req.expected, 10):
+		// Another writer's message directly followed the expected revision.
+		return outcomeLost, last.Sequence, nil
+	}
+	return outcomeUnknown, 0, fmt.Errorf(
+		"the key moved on to revision %d, and the message that followed revision %d is no longer in the bucket (its History is too short to tell)",
+		last.Sequence, req.expected)
+}
+
+// unknownOutcome is the error of a write whose fate cannot be known.
+func (kv *KVStore) unknownOutcome(req writeReq, id, why string, cause error) error {
+	expect := "unconditional"
+	if req.cas {
+		expect = fmt.Sprintf("expecting revision %d", req.expected)
+	}
+	msg := fmt.Sprintf("write %s (message ID %s) got no acknowledgement, and whether it was stored cannot be known",
+		expect, id)
+	if why != "" {
+		msg += ": " + why
+	}
+	return &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, sentinels: []error{ErrKVUnknownOutcome},
+		err: fmt.Errorf("%s: %w", msg, cause)}
+}
+
+// entryState is a key's latest state as an update loop sees it.
+type entryState struct {
+	value  []byte // nil when the key does not exist
+	rev    uint64 // the latest message's revision (a delete marker's too); 0: none
+	exists bool
+}
+
+// load reads key's latest message, a delete marker included, so that a
+// create over a deleted key can expect the marker's revision.
+func (kv *KVStore) load(ctx context.Context, op, key string) (entryState, error) {
+	subject := kv.kvSubject(key)
+	var m *jetstream.RawStreamMsg
+	err := kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+		m, err = b.stream.GetLastMsgForSubject(ctx, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			m, err = nil, nil
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+		return entryState{}, kv.classify(op, key, false, err)
+	case m == nil:
+		return entryState{}, nil
+	case isDeleteMarker(m.Header):
+		return entryState{rev: m.Sequence}, nil
+	}
+	value := m.Data
+	if value == nil {
+		value = []byte{}
+	}
+	return entryState{value: value, rev: m.Sequence, exists: true}, nil
+}
+
+// isDeleteMarker reports whether a bucket message marks its key deleted: a
+// Delete or Purge, or a server marker (TTL expiry, removal).
+func isDeleteMarker(h nats.Header) bool {
+	if len(h) == 0 {
+		return false
+	}
+	switch h.Get(kvOperationHeader) {
+	case kvDelete, kvPurge:
+		return true
+	}
+	return h.Get(jetstream.MarkerReasonHeader) != ""
+}
