@@ -280,12 +280,18 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w",
 				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
 		}
-		if werr := sleepCtx(ctx, backoff(c.opts.reconnectWait/4, attempt)); werr != nil {
+		c.opts.logf("publish to stream %q: no acknowledgement (attempt %d: %v); sending message ID %s again",
+			subject, attempt, err, msg.Header.Get(jetstream.MsgIDHeader))
+		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
 			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w: %w",
 				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err, werr)
 		}
 	}
 }
+
+// publishRetryDelay is PublishToStream's first wait before sending a message
+// again; it doubles with each retry, with jitter.
+const publishRetryDelay = 50 * time.Millisecond
 
 // maybeSent reports whether a failed JetStream request may nevertheless
 // have reached the server and been acted on, because no answer came: a

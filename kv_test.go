@@ -46,7 +46,9 @@ func revisionOf(t *testing.T, bucket jetstream.KeyValue, key string) (uint64, []
 }
 
 func TestKVStoreReadWriteAndErrors(t *testing.T) {
-	tc := natstest.NewTestClient(t, natstest.WithKV())
+	// Threshold 1: a single miscounted not-found or conflict would open it.
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
 	ctx := testContext(t)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "basics", History: 5})
 
@@ -122,6 +124,9 @@ func TestKVStoreReadWriteAndErrors(t *testing.T) {
 	_, empty := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "empty"})
 	if keys, err := empty.Keys(ctx); err != nil || keys == nil || len(keys) != 0 {
 		t.Fatalf("Keys(empty bucket) = %#v, %v; want an empty slice", keys, err)
+	}
+	if st := tc.Client.Stats(); st.ConsecutiveFailures != 0 || st.BreakerTrips != 0 {
+		t.Fatalf("not-found and conflict errors counted against the breaker: %+v", st)
 	}
 }
 
