@@ -128,7 +128,9 @@ func TestPublishToStreamStoresOnceDespiteLostAcknowledgement(t *testing.T) {
 	tc.Server.FreezeReplies()
 	result := make(chan error, 1)
 	go func() {
-		ack, err := tc.Client.PublishToStream(context.Background(), "orders.new", []byte("2"))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ack, err := tc.Client.PublishToStream(ctx, "orders.new", []byte("2"))
 		if err == nil && !ack.Duplicate {
 			err = fmt.Errorf("retry was stored again: %+v", ack)
 		}

@@ -34,7 +34,7 @@ func (l matchLogger) Printf(format string, v ...any) {
 	}
 }
 
-// lostAckHarness is a client whose KV writes time out after 500ms, a bucket,
+// lostAckHarness is a client whose KV requests time out after 1s, a bucket,
 // and the log line that says a write got no acknowledgement.
 type lostAckHarness struct {
 	tc      *natstest.TestClient
@@ -49,7 +49,7 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig) *lostAckHarne
 	t.Helper()
 	log := matchLogger{want: "no acknowledgement", lines: make(chan string, 16)}
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(
-		natsclient.WithTimeout(500*time.Millisecond), natsclient.WithLogger(log)))
+		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)))
 	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
 	nc, err := nats.Connect(tc.Server.DirectURL())
 	if err != nil {
@@ -74,10 +74,11 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig) *lostAckHarne
 // increment runs UpdateJSON on the counter in a goroutine. The first call of
 // fn asks the test goroutine to apply fault (the harness's faults are driven
 // from the test goroutine) and then returns, so the write that follows meets
-// the fault. Once the store logs that the write got no acknowledgement, duringFault
+// the fault. afterWrite runs next, while the client still waits for its
+// acknowledgement; once the store logs that the write got none, duringFault
 // runs and the proxy thaws. It returns UpdateJSON's error and how often fn
 // was called.
-func (h *lostAckHarness) increment(t *testing.T, fault func(), duringFault func()) (error, int32) {
+func (h *lostAckHarness) increment(t *testing.T, fault, afterWrite, duringFault func()) (error, int32) {
 	t.Helper()
 	var calls atomic.Int32
 	faultNow, faulted := make(chan struct{}), make(chan struct{})
@@ -96,12 +97,15 @@ func (h *lostAckHarness) increment(t *testing.T, fault func(), duringFault func(
 	receive(t, faultNow, "first call of fn")
 	fault()
 	close(faulted)
+	afterWrite()
 	line := receive(t, h.noAck, "log line of a write without acknowledgement")
 	t.Logf("client: %s", line)
 	duringFault()
 	h.tc.Server.Thaw()
 	return receive(t, result, "UpdateJSON's result"), calls.Load()
 }
+
+func nop() {}
 
 // value reads the counter directly from the server.
 func (h *lostAckHarness) value(t *testing.T) int {
@@ -120,7 +124,7 @@ func (h *lostAckHarness) value(t *testing.T) int {
 func TestKVLostAcknowledgementIsFoundStoredNotAppliedTwice(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "lostack"})
 	// The write reaches the server and is stored; its acknowledgement is held.
-	err, calls := h.increment(t, h.tc.Server.FreezeReplies, func() {})
+	err, calls := h.increment(t, h.tc.Server.FreezeReplies, nop, nop)
 	if err != nil {
 		t.Fatalf("UpdateJSON = %v, want success found by reading back", err)
 	}
@@ -136,7 +140,7 @@ func TestKVWriteHeldBothWaysIsStoredOnce(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "frozen"})
 	// Nothing reaches the server until Thaw; the held write and any resend
 	// then arrive, and only one of them may be stored.
-	err, calls := h.increment(t, h.tc.Server.Freeze, func() {})
+	err, calls := h.increment(t, h.tc.Server.Freeze, nop, nop)
 	if err != nil {
 		t.Fatalf("UpdateJSON = %v", err)
 	}
@@ -150,7 +154,7 @@ func TestKVWriteOvertakenWhileHeldIsRetriedOnTheNewValue(t *testing.T) {
 	// Our write is held; meanwhile another writer updates the counter with
 	// compare-and-swap. Ours can then never be stored (it expects the old
 	// revision), so the store must read again and call fn on the new value.
-	err, calls := h.increment(t, h.tc.Server.Freeze, func() {
+	err, calls := h.increment(t, h.tc.Server.Freeze, nop, func() {
 		ctx := testContext(t)
 		e, err := h.direct.Get(ctx, h.counter)
 		if err != nil {
@@ -171,15 +175,17 @@ func TestKVWriteOvertakenWhileHeldIsRetriedOnTheNewValue(t *testing.T) {
 func TestKVUnknownOutcomeWhenHistoryNoLongerTells(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "forgetful", History: 1})
 	// Our write is stored but its acknowledgement held; two plain puts then
-	// overwrite it, and with History 1 nothing says whether ours was there.
+	// overwrite it, before the client looks, and with History 1 nothing says
+	// whether ours was there.
 	err, calls := h.increment(t, h.tc.Server.FreezeReplies, func() {
 		ctx := testContext(t)
+		eventually(t, "our write stored", func() bool { return h.value(t) == 1 })
 		for _, v := range []string{`{"n":50}`, `{"n":60}`} {
 			if _, err := h.direct.Put(ctx, h.counter, []byte(v)); err != nil {
 				t.Fatal(err)
 			}
 		}
-	})
+	}, nop)
 	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) {
 		t.Fatalf("UpdateJSON = %v, want ErrKVUnknownOutcome", err)
 	}
