@@ -85,6 +85,9 @@ type KVStore struct {
 	bucket *bucketHandle
 	opts   KVOptions
 	err    error
+	// timeoutCause is the cause of a call's budget ending by Timeout, made
+	// once rather than per call.
+	timeoutCause error
 }
 
 // NewKVStore returns a KVStore on bucket, configured by opts, which change
@@ -108,6 +111,7 @@ func (c *Client) NewKVStore(bucket jetstream.KeyValue, opts ...func(*KVOptions))
 	if kv.err == nil {
 		kv.err = kv.opts.validate()
 	}
+	kv.timeoutCause = fmt.Errorf("natsclient: kv: KVOptions.Timeout of %v reached: %w", kv.opts.Timeout, context.DeadlineExceeded)
 	switch h := bucket.(type) {
 	case nil:
 		kv.bucket = c.newBucketHandle("")
@@ -165,11 +169,12 @@ func (kv *KVStore) beginBucket(ctx context.Context) (context.Context, context.Ca
 		return nil, nil, err // fail fast: breaker open, not connected, closed
 	}
 	if kv.opts.Timeout == 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		return ctx, cancel, nil
+		return ctx, func() {}, nil
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, kv.opts.Timeout,
-		fmt.Errorf("natsclient: kv: KVOptions.Timeout of %v reached: %w", kv.opts.Timeout, context.DeadlineExceeded))
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= kv.opts.Timeout {
+		return ctx, func() {}, nil // ctx ends first anyway
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, kv.opts.Timeout, kv.timeoutCause)
 	return ctx, cancel, nil
 }
 
@@ -290,10 +295,11 @@ func (kv *KVStore) Update(ctx context.Context, key string, value []byte, revisio
 	return kv.write(ctx, writeReq{op: "update", key: key, value: value, cas: true, expected: revision})
 }
 
-// Delete places a delete marker on key, keeping its history;
-// jetstream.LastRevision makes it conditional (a conflict matches
-// ErrKVRevisionMismatch), jetstream.PurgeOpt-style options pass through.
-// It is sent once: a lost acknowledgement is returned, not retried.
+// Delete places a delete marker on key, keeping its history (Get then
+// reports it not found, and an update loop starts from an empty value).
+// jetstream.LastRevision makes it conditional: a conflict matches
+// ErrKVRevisionMismatch. It is sent once: a lost acknowledgement is returned,
+// not retried.
 func (kv *KVStore) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
 	ctx, cancel, err := kv.begin(ctx, "delete", key)
 	if err != nil {

@@ -114,6 +114,32 @@ func TestKVStoreReadWriteAndErrors(t *testing.T) {
 		t.Fatalf("PutJSON(func) = %v, want ErrInvalidArgument", err)
 	}
 
+	// Watch: the current value, the end-of-initial-values nil, then changes.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	w, err := kv.Watch(wctx, "svc.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := receive(t, w.Updates(), "initial value"); e == nil || e.Key() != "svc.processor" {
+		t.Fatalf("first watch entry = %v", e)
+	}
+	if e := receive(t, w.Updates(), "end of initial values"); e != nil {
+		t.Fatalf("want the nil marker, got %v", e)
+	}
+	if _, err := kv.Put(ctx, "svc.other", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if e := receive(t, w.Updates(), "change"); e == nil || e.Key() != "svc.other" {
+		t.Fatalf("watched change = %v", e)
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "svc.other"); err != nil {
+		t.Fatal(err)
+	}
+
 	keys, err := kv.Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
