@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -82,6 +83,7 @@ func run(rounds, repeats int, benchtime, slowtime, only, keep string, out io.Wri
 		}
 	}
 
+	loadBefore := loadAverage()
 	res := results{}
 	for round := range rounds {
 		for _, g := range groups {
@@ -120,6 +122,8 @@ func run(rounds, repeats int, benchtime, slowtime, only, keep string, out io.Wri
 			res.parse(&buf, round)
 		}
 	}
+	fmt.Fprintf(out, "Machine: %d CPUs; load average %s before the run and %s after (1, 5, 15 minutes).\n",
+		runtime.NumCPU(), loadBefore, loadAverage())
 	fmt.Fprintf(out, "%d rounds of %d alternating raw/client pairs at -benchtime %s (calls); %d rounds at %s (restarts, fan-out, footprint).\n\n",
 		rounds, repeats, benchtime, rounds, slowtime)
 	if !report(out, res) {
@@ -183,4 +187,18 @@ func (r results) parse(in io.Reader, round int) {
 		}
 		r[name][sample] = m
 	}
+}
+
+// loadAverage is the machine's load average, to say how busy it was: on a
+// shared machine it is the main source of noise.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
