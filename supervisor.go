@@ -697,8 +697,23 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 // reconnect wait while the breaker is closed, and the rest of the breaker's
 // open interval while it is open. It runs on nats.go's goroutine and reads
 // only the published snapshot.
-func (c *Client) reconnectDelay(int) time.Duration {
+//
+// nats.go calls it before each round of attempts, so a call after the first
+// follows a failed round. A round that failed after the TCP connection was
+// made (no INFO from a frozen server, a refused CONNECT, a failed TLS
+// handshake) reaches no other callback: it is reported here, from the error
+// nats.go kept, so that the breaker counts it. A failed dial leaves no error
+// there; ReconnectErrCB has reported it already.
+func (c *Client) reconnectDelay(attempt int) time.Duration {
 	snap := c.snap.Load()
+	if attempt > 1 && snap.conn != nil {
+		if err := snap.conn.LastError(); err != nil {
+			select {
+			case c.failc <- failureReport{gen: snap.gen, err: fmt.Errorf("natsclient: reconnect: %w", err)}:
+			default:
+			}
+		}
+	}
 	if snap.breaker == BreakerOpen {
 		if d := time.Until(snap.probeAt); d > 0 {
 			return d
