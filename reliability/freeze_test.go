@@ -1,0 +1,91 @@
+package reliability_test
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
+)
+
+// Story 2: a frozen server (the TCP connection stays open, nothing answers)
+// is detected by the pings within PingInterval × (MaxPingsOut + 1) plus a
+// margin; the breaker opens and publishes fail fast; after Thaw the client
+// recovers by itself, with no call from the test.
+func TestFreeze(t *testing.T) {
+	const (
+		pingInterval = 200 * time.Millisecond
+		maxPingsOut  = 2
+		// margin covers the timers' and the scheduler's delays on a busy
+		// machine under -race (seen up to 1.8s with a load of 7 on 2
+		// cores); it is small beside the 6 minutes the default ping
+		// interval would take, and beside the TCP timeouts that would
+		// otherwise be the only detector.
+		margin       = 1500 * time.Millisecond
+		detectWithin = pingInterval*(maxPingsOut+1) + margin
+	)
+	tc := natstest.NewTestClient(t, natstest.WithClientOptions(
+		natsclient.WithPingInterval(pingInterval),
+		natsclient.WithNATSOptions(nats.MaxPingsOutstanding(maxPingsOut)),
+		// The stale connection is one failure, the first reconnect attempt
+		// (which hears nothing within the timeout) the second.
+		natsclient.WithCircuitBreakerThreshold(2),
+		natsclient.WithTimeout(300*time.Millisecond),
+	))
+	c := tc.Client
+	ctx := testContext(t)
+	got := make(chan string, 16)
+	if _, err := c.Subscribe("freeze.data", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	events := c.StateChanges(ctx)
+
+	frozeAt := time.Now()
+	tc.Server.Freeze()
+	lost := waitEvent(t, events, "frozen server detected", toState(natsclient.StateReconnecting))
+	if took := lost.At.Sub(frozeAt); took > detectWithin {
+		t.Fatalf("frozen server detected after %v, want within %v", took, detectWithin)
+	} else {
+		t.Logf("frozen server detected after %v (bound %v): %v", took, detectWithin, lost.Err)
+	}
+	if !errors.Is(lost.Err, nats.ErrStaleConnection) {
+		t.Errorf("cause of the outage = %v, want nats.ErrStaleConnection", lost.Err)
+	}
+	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+
+	// Fail fast: every call is refused at once, none waits on the network.
+	const calls = 1000
+	runtime.GC() // a collection during the batch would measure the GC, not the call
+	var slowest time.Duration
+	for i := range calls {
+		start := time.Now()
+		err := c.Publish(ctx, "freeze.data", []byte("lost"))
+		took := time.Since(start)
+		if !errors.Is(err, natsclient.ErrCircuitOpen) {
+			t.Fatalf("publish %d while frozen = %v, want ErrCircuitOpen", i, err)
+		}
+		if took >= time.Millisecond {
+			t.Fatalf("publish %d while frozen took %v, want under 1ms", i, took)
+		}
+		slowest = max(slowest, took)
+	}
+	t.Logf("%d publishes failed fast, the slowest in %v", calls, slowest)
+
+	// Recovery is the supervisor's doing: the test only thaws the server.
+	tc.Server.Thaw()
+	waitEvent(t, events, "recovered after Thaw", func(ev natsclient.StateChange) bool {
+		return ev.To == natsclient.StateConnected && ev.Breaker == natsclient.BreakerClosed
+	})
+	if err := c.Publish(ctx, "freeze.data", []byte("after")); err != nil {
+		t.Fatalf("Publish after Thaw: %v", err)
+	}
+	if m := awaitMatch(t, got, "message after Thaw", func(s string) bool { return s == "after" }); m != "after" {
+		t.Fatalf("got %q", m)
+	}
+}
