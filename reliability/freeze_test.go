@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"testing"
@@ -63,19 +64,25 @@ func TestFreeze(t *testing.T) {
 	const calls = 1000
 	runtime.GC() // a collection during the batch would measure the GC, not the call
 	var slowest time.Duration
+	remeasured := 0
 	for i := range calls {
-		start := time.Now()
-		err := c.Publish(ctx, "freeze.data", []byte("lost"))
-		took := time.Since(start)
+		took, err := timedPublish(c, "freeze.data")
+		// On a loaded machine the OS may preempt the test for a time slice
+		// in the middle of a call. A call that waits on the network is slow
+		// every time; one the scheduler interrupted is fast when repeated.
+		for try := 1; took >= time.Millisecond && try < 3; try++ {
+			remeasured++
+			took, err = timedPublish(c, "freeze.data")
+		}
 		if !errors.Is(err, natsclient.ErrCircuitOpen) {
 			t.Fatalf("publish %d while frozen = %v, want ErrCircuitOpen", i, err)
 		}
 		if took >= time.Millisecond {
-			t.Fatalf("publish %d while frozen took %v, want under 1ms", i, took)
+			t.Fatalf("publish %d while frozen took %v three times, want under 1ms", i, took)
 		}
 		slowest = max(slowest, took)
 	}
-	t.Logf("%d publishes failed fast, the slowest in %v", calls, slowest)
+	t.Logf("%d publishes failed fast, the slowest in %v (%d re-measured after a slow first try)", calls, slowest, remeasured)
 
 	// Recovery is the supervisor's doing: the test only thaws the server.
 	tc.Server.Thaw()
@@ -88,4 +95,11 @@ func TestFreeze(t *testing.T) {
 	if m := awaitMatch(t, got, "message after Thaw", func(s string) bool { return s == "after" }); m != "after" {
 		t.Fatalf("got %q", m)
 	}
+}
+
+// timedPublish publishes once and says how long the call took.
+func timedPublish(c *natsclient.Client, subject string) (time.Duration, error) {
+	start := time.Now()
+	err := c.Publish(context.Background(), subject, []byte("lost"))
+	return time.Since(start), err
 }
