@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The benchmarks only run with -bench. These tests run in the normal
@@ -71,4 +75,57 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 	var zero T
 	return zero
+}
+
+func TestKVPairsWork(t *testing.T) {
+	for _, p := range kvPairs {
+		t.Run(p.name, func(t *testing.T) {
+			r := newKVRig(t)
+			raw, client := p.ops(t, r)
+			before := map[string]uint64{rawKey: lastRevision(t, r, rawKey), clientKey: lastRevision(t, r, clientKey)}
+			for key, o := range map[string]op{rawKey: raw, clientKey: client} {
+				if err := o(); err != nil {
+					t.Fatalf("%s: %v", key, err)
+				}
+				if p.name != "Get" && lastRevision(t, r, key) <= before[key] {
+					t.Errorf("%s: %s did not write (revision %d before and after)", p.name, key, before[key])
+				}
+			}
+			if p.name == "UpdateJSON/1writer" {
+				for _, key := range []string{rawKey, clientKey} {
+					if n := counter(t, r, key); n != 1 {
+						t.Errorf("%s: n = %v after one increment, want 1", key, n)
+					}
+				}
+			}
+		})
+	}
+}
+
+// lastRevision is the key's latest revision, 0 when it has none.
+func lastRevision(t *testing.T, r *kvRig, key string) uint64 {
+	t.Helper()
+	e, err := r.raw.Get(context.Background(), key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return e.Revision()
+}
+
+// counter decodes the key's value and returns its "n".
+func counter(t *testing.T, r *kvRig, key string) float64 {
+	t.Helper()
+	e, err := r.raw.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		t.Fatalf("decode %s: %v", key, err)
+	}
+	n, _ := m["n"].(float64)
+	return n
 }
