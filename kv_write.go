@@ -120,6 +120,13 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 // resolve reads back whether the write with message ID id, expecting the key
 // at revision req.expected, was stored. It returns the revision it was stored
 // at (outcomeStored) or the key's current revision (outcomeLost).
+//
+// Reads may be served by a replica that lags behind (direct gets, on a
+// replicated bucket), so only positive evidence decides: our ID in the
+// bucket means stored; another writer's message directly after the expected
+// revision means lost. A view older than the expected revision says nothing
+// and gives outcomePending: sending the same message again is always safe,
+// and the stream leader's answer to it is the next piece of evidence.
 func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcome, uint64, error) {
 	subject := kv.kvSubject(req.key)
 	var last *jetstream.RawStreamMsg
@@ -133,33 +140,33 @@ func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcom
 	switch {
 	case err != nil:
 		return outcomeUnknown, 0, fmt.Errorf("reading the key back failed: %w", err)
-	case last == nil && req.expected == 0:
-		return outcomePending, 0, nil
-	case last == nil:
-		return outcomeLost, 0, nil // purged: the server can no longer match expected
+	case last == nil, last.Sequence <= req.expected && last.Header.Get(jetstream.MsgIDHeader) != id:
+		return outcomePending, 0, nil // still at the expected revision, or a stale view
 	case last.Header.Get(jetstream.MsgIDHeader) == id:
 		return outcomeStored, last.Sequence, nil
-	case last.Sequence == req.expected:
-		return outcomePending, 0, nil
-	case last.Sequence < req.expected:
-		return outcomeLost, last.Sequence, nil
 	}
 	// The key moved on. Ours, if stored, is the first message on the subject
 	// after the expected revision.
 	var next *jetstream.RawStreamMsg
 	err = kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
 		next, err = b.stream.GetMsg(ctx, req.expected+1, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			next, err = nil, nil
+		}
 		return err
 	})
 	switch {
 	case err != nil:
 		return outcomeUnknown, 0, fmt.Errorf("the key moved on to revision %d; reading what followed revision %d failed: %w",
 			last.Sequence, req.expected, err)
+	case next == nil:
+		return outcomePending, 0, nil // a replica that has not caught up
 	case next.Header.Get(jetstream.MsgIDHeader) == id:
 		return outcomeStored, next.Sequence, nil
 	case next.Sequence == req.expected+1,
 		next.Header.Get(jetstream.ExpectedLastSubjSeqHeader) == strconv.FormatUint(req.expected, 10):
-		// Another writer's message directly followed the expected revision.
+		// Another writer's message directly followed the expected revision:
+		// the server checked it against the same revision ours expected.
 		return outcomeLost, last.Sequence, nil
 	}
 	return outcomeUnknown, 0, fmt.Errorf(
