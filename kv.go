@@ -340,9 +340,12 @@ func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
 
 // Watch watches the keys matching pattern ("*" and ">" wildcards allowed),
 // first delivering their current values, then a nil entry, then changes,
-// until ctx ends or the watcher is stopped. The watcher is jetstream's: it
-// survives nats.go's reconnects, but is tied to the connection it was made
-// on; after the client dialled a new connection, call Watch again.
+// until ctx ends or the watcher is stopped; the Updates channel is closed
+// then. opts are jetstream's (IncludeHistory, UpdatesOnly, ...).
+//
+// The watcher follows the client: it survives nats.go's reconnects, and when
+// the client had to dial a new connection it watches again on it, resuming
+// after the last revision it delivered, so no change is lost or repeated.
 func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	if kv.err != nil {
 		return nil, kv.err
@@ -353,11 +356,20 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 	if err := ValidateSubscribeSubject(pattern); err != nil {
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern, err: err}
 	}
-	w, err := callBound(&kv.bucket.rebinder, ctx, func(b *kvBinding) (jetstream.KeyWatcher, error) {
-		return b.kv.Watch(ctx, pattern, opts...)
-	})
+	life, cancel := context.WithCancel(ctx)
+	s, b, err := kv.bucket.bind(life)
+	var inner jetstream.KeyWatcher
+	if err == nil {
+		if inner, err = b.kv.Watch(life, pattern, opts...); err != nil {
+			kv.c.report(s, err)
+		}
+	}
 	if err != nil {
+		cancel()
 		return nil, kv.classify("watch", pattern, false, err)
 	}
+	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, cancel: cancel,
+		updates: make(chan jetstream.KeyValueEntry, watchBuffer), done: make(chan struct{})}
+	go w.run(life, kv.c.StateChanges(life), s.gen, inner)
 	return w, nil
 }

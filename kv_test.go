@@ -628,3 +628,59 @@ func TestKVConflictsAreRecognisedByCodeNotText(t *testing.T) {
 		t.Fatal("IsKVNotFoundError misclassifies")
 	}
 }
+
+func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
+	ctx := testContext(t)
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "watched", History: 10})
+	for _, kv1 := range [][2]string{{"cfg.a", "1"}, {"cfg.z", "0"}} {
+		if _, err := kv.Put(ctx, kv1[0], []byte(kv1[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := kv.Watch(ctx, "cfg.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) string {
+		t.Helper()
+		e := receive(t, w.Updates(), what)
+		if e == nil {
+			return "<nil>"
+		}
+		return e.Key() + "=" + string(e.Value())
+	}
+	if got := next("initial value") + " " + next("second initial value") + " " + next("end of initial values"); got != "cfg.a=1 cfg.z=0 <nil>" {
+		t.Fatalf("initial delivery: %s", got)
+	}
+
+	events := tc.Client.StateChanges(ctx)
+	tc.Server.Stop()
+	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	tc.Server.Start()
+	waitEvent(t, events, "connected on a new connection", toState(natsclient.StateConnected))
+	// Written before or after the watcher rebound: resuming after the last
+	// delivered revision delivers them, once, and nothing earlier again
+	// (watching afresh would deliver cfg.z=0 a second time).
+	if _, err := kv.Put(ctx, "cfg.b", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "cfg.a", []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	if got := next("change after the new connection") + " " + next("second change"); got != "cfg.b=2 cfg.a=3" {
+		t.Fatalf("after a new connection: %s", got)
+	}
+	select {
+	case e := <-w.Updates():
+		t.Fatalf("unexpected entry %v", e)
+	default:
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-w.Updates(); ok {
+		t.Fatal("Updates not closed after Stop")
+	}
+}
