@@ -181,14 +181,30 @@ func (kv *KVStore) beginBucket(ctx context.Context) (context.Context, context.Ca
 // retrying runs call on the bucket bound to the current connection until it
 // succeeds, fails for good, or the budget ends. Only failures without an
 // answer (timeouts, no responders, a lost connection) are tried again, after
-// a jittered backoff; call must be safe to repeat (a read).
+// a jittered backoff; call must be safe to repeat (a read). Each attempt is
+// bounded by attemptCtx; see readOnce for plain reads.
 func (kv *KVStore) retrying(ctx context.Context, call func(ctx context.Context, b *kvBinding) error) error {
+	return kv.retry(ctx, true, call)
+}
+
+// readOnce is retrying for a plain read (Get, Keys): an attempt may use the
+// whole budget, as nothing waits for time left after it, and so the call
+// needs no context of its own.
+func (kv *KVStore) readOnce(ctx context.Context, call func(ctx context.Context, b *kvBinding) error) error {
+	return kv.retry(ctx, false, call)
+}
+
+func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx context.Context, b *kvBinding) error) error {
 	for attempt := 1; ; attempt++ {
 		s, b, err := kv.bucket.bind(ctx)
 		if err == nil {
-			actx, cancel := kv.c.attemptCtx(ctx)
-			err = call(actx, b)
-			cancel()
+			if perAttempt {
+				actx, cancel := kv.c.attemptCtx(ctx)
+				err = call(actx, b)
+				cancel()
+			} else {
+				err = call(ctx, b)
+			}
 			if err != nil {
 				kv.c.report(s, err)
 			}
@@ -214,7 +230,7 @@ func (kv *KVStore) Get(ctx context.Context, key string) (jetstream.KeyValueEntry
 	}
 	defer cancel()
 	var entry jetstream.KeyValueEntry
-	err = kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+	err = kv.readOnce(ctx, func(ctx context.Context, b *kvBinding) (err error) {
 		entry, err = b.kv.Get(ctx, key)
 		return err
 	})
@@ -325,7 +341,7 @@ func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
 	}
 	defer cancel()
 	var keys []string
-	err = kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+	err = kv.readOnce(ctx, func(ctx context.Context, b *kvBinding) (err error) {
 		keys, err = b.kv.Keys(ctx)
 		return err
 	})
