@@ -316,9 +316,14 @@ func maybeSent(err error) bool {
 
 // transient reports whether a request that failed without an answer is worth
 // sending again: it timed out, found no responder (JetStream not ready yet
-// after a restart), or the connection failed.
+// after a restart), the connection failed, or the supervisor is dialling a
+// new one. The open breaker and a closed client are final: a call fails fast
+// then, rather than retry until its budget ends.
 func transient(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
+		return false
+	}
+	return errors.Is(err, ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		isTransportFailure(err)
 }

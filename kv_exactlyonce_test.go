@@ -45,11 +45,11 @@ type lostAckHarness struct {
 	counter string
 }
 
-func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig) *lostAckHarness {
+func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig, opts ...natsclient.Option) *lostAckHarness {
 	t.Helper()
 	log := matchLogger{want: "no acknowledgement", lines: make(chan string, 16)}
-	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(
-		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)))
+	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(append([]natsclient.Option{
+		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)}, opts...)...))
 	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
 	nc, err := nats.Connect(tc.Server.DirectURL())
 	if err != nil {
@@ -217,5 +217,21 @@ func TestKVPutWithLostAcknowledgementIsStoredOnce(t *testing.T) {
 	hist, err := h.direct.History(testContext(t), "p")
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("history of p = %d entries, %v; want the put stored once", len(hist), err)
+	}
+}
+
+func TestKVBreakerOpeningDuringAnUnansweredWriteFailsFastAsUnknown(t *testing.T) {
+	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "gone"},
+		natsclient.WithCircuitBreakerThreshold(1), natsclient.WithReconnectWait(10*time.Millisecond))
+	// The server goes away between the read and the write: the write may or
+	// may not have reached it, and the breaker opens while the store tries
+	// to find out. It must say so at once, not retry until its 20s Timeout.
+	start := time.Now()
+	err, calls := h.increment(t, h.tc.Server.Stop, nop, nop)
+	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) || !errors.Is(err, natsclient.ErrCircuitOpen) {
+		t.Fatalf("UpdateJSON = %v, want ErrKVUnknownOutcome and ErrCircuitOpen", err)
+	}
+	if elapsed := time.Since(start); calls != 1 || elapsed > 10*time.Second {
+		t.Fatalf("fn called %d times, returned after %v", calls, elapsed)
 	}
 }

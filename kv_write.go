@@ -59,6 +59,12 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 	for attempt := 1; ; attempt++ {
 		s, b, err := kv.bucket.bind(ctx)
 		if err != nil {
+			if transient(err) && ctx.Err() == nil {
+				// Nothing was sent on this attempt: trying again is safe.
+				if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr == nil {
+					continue
+				}
+			}
 			if sent {
 				return 0, kv.unknownOutcome(req, id, "the bucket could not be reached to check", err)
 			}
