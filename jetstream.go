@@ -249,6 +249,8 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // default). The PubAck of a retry that found the message already stored has
 // Duplicate set. An error the server answered with (a missing stream, a
 // failed expectation, a message over the stream's limit) is returned at once.
+// An error names the message ID: publishing again with jetstream.WithMsgID
+// and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if err := checkCall(ctx, subject); err != nil {
 		return nil, err
@@ -258,33 +260,38 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 			return nil, invalidArgument("publish to stream %q: option %d is nil", subject, i)
 		}
 	}
+	if _, err := c.jsSnapshot(ctx); err != nil {
+		return nil, fmt.Errorf("natsclient: publish to stream %q: %w", subject, err) // fail fast
+	}
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+	failed := func(attempt int, err error) error {
+		return fmt.Errorf("natsclient: publish to stream %q (message ID %s, attempts: %d): %w",
+			subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
+	}
 	for attempt := 1; ; attempt++ {
 		s, err := c.jsSnapshot(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("natsclient: publish to stream %q: %w", subject, err)
-		}
-		// The options set their headers on msg (WithMsgID replaces ours),
-		// the same ones on every attempt.
-		actx, cancelAttempt := c.attemptCtx(ctx)
-		ack, err := s.js.PublishMsg(actx, msg, opts...)
-		cancelAttempt()
 		if err == nil {
-			return ack, nil
+			// The options set their headers on msg (WithMsgID replaces
+			// ours), the same ones on every attempt.
+			actx, cancelAttempt := c.attemptCtx(ctx)
+			var ack *jetstream.PubAck
+			ack, err = s.js.PublishMsg(actx, msg, opts...)
+			cancelAttempt()
+			if err == nil {
+				return ack, nil
+			}
+			c.report(s, err)
 		}
-		c.report(s, err)
 		if !transient(err) || ctx.Err() != nil {
-			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w",
-				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
+			return nil, failed(attempt, err)
 		}
 		c.opts.logf("publish to stream %q: no acknowledgement (attempt %d: %v); sending message ID %s again",
 			subject, attempt, err, msg.Header.Get(jetstream.MsgIDHeader))
 		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
-			return nil, fmt.Errorf("natsclient: publish to stream %q (message ID %s, %d attempts): %w: %w",
-				subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err, werr)
+			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}
 	}
 }

@@ -147,7 +147,7 @@ func TestPublishToStreamStoresOnceDespiteLostAcknowledgement(t *testing.T) {
 
 	// What the server refuses is returned at once, not retried.
 	if _, err := tc.Client.PublishToStream(ctx, "orders.new", nil, jetstream.WithExpectLastSequence(99)); err == nil ||
-		!strings.Contains(err.Error(), "1 attempts") {
+		!strings.Contains(err.Error(), "attempts: 1") {
 		t.Fatalf("failed expectation = %v, want an error after 1 attempt", err)
 	}
 	if _, err := tc.Client.PublishToStream(ctx, "orders..bad", nil); !errors.Is(err, natsclient.ErrInvalidArgument) {

@@ -98,7 +98,7 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 		st, err := js.Stream(ctx, kvStreamName(name))
 		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
-				err = errors.Join(jetstream.ErrBucketNotFound, err)
+				err = fmt.Errorf("%w: %w", jetstream.ErrBucketNotFound, err)
 			}
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
 		}

@@ -223,11 +223,11 @@ func TestKVPutWithLostAcknowledgementIsStoredOnce(t *testing.T) {
 func TestKVBreakerOpeningDuringAnUnansweredWriteFailsFastAsUnknown(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "gone"},
 		natsclient.WithCircuitBreakerThreshold(1), natsclient.WithReconnectWait(10*time.Millisecond))
-	// The server goes away between the read and the write: the write may or
-	// may not have reached it, and the breaker opens while the store tries
-	// to find out. It must say so at once, not retry until its 20s Timeout.
+	// The write's acknowledgement is held, then the server goes away: the
+	// breaker opens while the store tries to find out whether the write was
+	// stored. It must say so at once, not retry until its 20s Timeout.
 	start := time.Now()
-	err, calls := h.increment(t, h.tc.Server.Stop, nop, nop)
+	err, calls := h.increment(t, h.tc.Server.FreezeReplies, nop, h.tc.Server.Stop)
 	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) || !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("UpdateJSON = %v, want ErrKVUnknownOutcome and ErrCircuitOpen", err)
 	}

@@ -88,7 +88,7 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 		}
 		sent = true
 		if ctx.Err() != nil {
-			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", errors.Join(err, context.Cause(ctx)))
+			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", fmt.Errorf("%w; then %w", err, context.Cause(ctx)))
 		}
 		kv.c.opts.logf("kv %s %s/%s: no acknowledgement (message ID %s, attempt %d: %v); checking whether it was stored",
 			req.op, kv.bucket.name, req.key, id, attempt, err)
