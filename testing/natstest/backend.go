@@ -1,6 +1,8 @@
 package natstest
 
 import (
+	"os"
+	"sync"
 	"testing"
 )
 
@@ -9,17 +11,69 @@ type Backend string
 
 // The backends.
 const (
-	// Embedded runs nats-server in the test process.
+	// Embedded runs nats-server in the test process: it starts in
+	// milliseconds and needs nothing but Go.
 	Embedded Backend = "embedded"
+	// Container runs nats-server in a Docker container through
+	// testcontainers-go. Without a Docker engine the test is skipped, saying
+	// so. See WithImage for the image.
+	Container Backend = "container"
+	// Auto is Container when a Docker engine answers, Embedded otherwise.
+	Auto Backend = "auto"
 )
 
+// BackendEnv is the environment variable that chooses the backend when a
+// test does not (WithBackend): "embedded", "container" or "auto" (default).
+const BackendEnv = "NATSTEST_BACKEND"
+
+var autoOnce sync.Once // Auto says once per process what it chose and why
+
+// resolveBackend turns the configured or environment choice into Embedded or
+// Container. It skips the test when Container is asked for and no Docker
+// engine answers.
 func resolveBackend(t testing.TB, cfg config) Backend {
-	return Embedded
+	t.Helper()
+	b := cfg.backend
+	if b == "" {
+		b = Backend(os.Getenv(BackendEnv))
+	}
+	switch b {
+	case Embedded:
+		return Embedded
+	case Container:
+		if err := dockerAvailable(); err != nil {
+			t.Skipf("natstest: container backend asked for, but no Docker engine answers: %v", err)
+		}
+		return Container
+	case Auto, "":
+		err := dockerAvailable()
+		autoOnce.Do(func() {
+			if err != nil {
+				t.Logf("natstest: backend auto: using embedded, no Docker engine answers: %v", err)
+			} else {
+				t.Logf("natstest: backend auto: using container, a Docker engine answers")
+			}
+		})
+		if err != nil {
+			return Embedded
+		}
+		return Container
+	default:
+		t.Fatalf("natstest: unknown backend %q (from WithBackend or %s): want %q, %q or %q",
+			b, BackendEnv, Embedded, Container, Auto)
+		return ""
+	}
 }
 
 // newBackend makes the backend of one server; tls reports whether clients
 // must speak TLS to it.
 func newBackend(t testing.TB, kind Backend, spec serverSpec) (backend, bool) {
+	t.Helper()
+	if kind == Container {
+		if c, ok := newContainer(t, spec); ok {
+			return c, c.tls
+		}
+	}
 	e := newEmbedded(t, spec)
 	return e, e.opts.TLSConfig != nil
 }

@@ -1,25 +1,260 @@
 package natstest
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
 )
+
+// Cluster is n servers routed into one JetStream cluster, each behind its own
+// fault proxy. Like Server, it is driven from the test's goroutine.
+type Cluster struct {
+	t       testing.TB
+	servers []*Server
+}
+
+// clusterName is the cluster's name, as the servers report it.
+const clusterName = "natstest"
+
+// clusterReady bounds how long NewCluster waits for a meta leader.
+const clusterReady = 30 * time.Second
 
 // clusterSpec is what one member needs to know of its cluster.
 type clusterSpec struct {
-	name  string
-	index int
-	ports []int // every member's route port, by index
+	name    string
+	index   int
+	names   []string                      // every member's server name, by index
+	ports   []int                         // embedded: every member's route port, by index
+	network *testcontainers.DockerNetwork // container: the cluster's own network
 }
 
+// NewCluster starts n servers (named n0, n1, …) routed into one JetStream
+// cluster, on the backend WithBackend or NATSTEST_BACKEND chooses (embedded:
+// routes on 127.0.0.1; containers: on a Docker network of their own), and
+// returns once the cluster has a meta leader. Everything is removed when the
+// test ends. JetStream is always on; options apply to every member.
+func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("natstest: NewCluster(%d): want at least one server", n)
+	}
+	cfg := newConfig(opts)
+	cfg.jetStream = true
+	kind := resolveBackend(t, cfg)
+	if kind == Container {
+		if _, unsupported := containerConfig(serverSpec{cfg: cfg}); len(unsupported) > 0 {
+			t.Logf("natstest: cluster runs embedded: the container backend cannot express these server options: %s",
+				strings.Join(unsupported, ", "))
+			kind = Embedded
+		}
+	}
+	spec := clusterSpec{name: clusterName}
+	for i := range n {
+		spec.names = append(spec.names, "n"+strconv.Itoa(i))
+	}
+	if kind == Container {
+		spec.network = newNetwork(t)
+	} else {
+		spec.ports = freePorts(t, n)
+	}
+	c := &Cluster{t: t}
+	for i, name := range spec.names {
+		member := spec
+		member.index = i
+		c.servers = append(c.servers, newServer(t, kind, serverSpec{cfg: cfg, name: name, cluster: &member}))
+	}
+	c.startAll()
+	c.WaitForMetaLeader()
+	return c
+}
+
+// startAll starts every member at once: containers take a moment each, and a
+// member may wait for its peers.
+func (c *Cluster) startAll() {
+	c.t.Helper()
+	addrs := make([]string, len(c.servers))
+	errs := make([]error, len(c.servers))
+	var wg sync.WaitGroup
+	for i, s := range c.servers {
+		wg.Go(func() { addrs[i], errs[i] = s.backend.start() })
+	}
+	wg.Wait()
+	for i, s := range c.servers {
+		if errs[i] != nil {
+			c.t.Fatalf("natstest: start cluster member %s: %v", s.name, errs[i])
+		}
+		s.started(addrs[i])
+	}
+}
+
+// URLs returns every member's client URL, comma-separated, as
+// natsclient.NewClient takes them.
+func (c *Cluster) URLs() string {
+	urls := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		urls[i] = s.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// Size returns the number of members.
+func (c *Cluster) Size() int { return len(c.servers) }
+
+// Server returns member i (0-based), for faults and inspection.
+func (c *Cluster) Server(i int) *Server { return c.servers[i] }
+
+// MetaLeader returns the index of the JetStream meta leader as a running
+// member reports it, or -1 when none knows of one.
+func (c *Cluster) MetaLeader() int {
+	for _, s := range c.servers {
+		if !s.running {
+			continue
+		}
+		info, err := s.backend.jsz(&server.JSzOptions{})
+		if err != nil || info.Meta == nil || info.Meta.Leader == "" {
+			continue
+		}
+		if i := c.index(info.Meta.Leader); i >= 0 && c.servers[i].running {
+			return i
+		}
+	}
+	return -1
+}
+
+// StreamLeader returns the index of the member leading stream in account
+// ("$G" is the default account of a server without accounts), or -1 when
+// no running member knows of one. A Key-Value bucket B is the stream KV_B.
+func (c *Cluster) StreamLeader(account, stream string) int {
+	for _, s := range c.servers {
+		if !s.running {
+			continue
+		}
+		info, err := s.backend.jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		if err != nil {
+			continue
+		}
+		for _, acc := range info.AccountDetails {
+			if acc.Name != account && acc.Id != account {
+				continue
+			}
+			for _, st := range acc.Streams {
+				if st.Name != stream || st.Cluster == nil || st.Cluster.Leader == "" {
+					continue
+				}
+				if i := c.index(st.Cluster.Leader); i >= 0 && c.servers[i].running {
+					return i
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// WaitForMetaLeader waits until a running member is the meta leader and
+// returns its index; the test fails if none is elected within 30s.
+func (c *Cluster) WaitForMetaLeader() int {
+	c.t.Helper()
+	return c.waitFor("a JetStream meta leader", c.MetaLeader)
+}
+
+// WaitForStreamLeader waits until stream in account has a leader among the
+// running members and returns its index; the test fails after 30s.
+func (c *Cluster) WaitForStreamLeader(account, stream string) int {
+	c.t.Helper()
+	return c.waitFor(fmt.Sprintf("a leader of stream %s in account %s", stream, account),
+		func() int { return c.StreamLeader(account, stream) })
+}
+
+// waitFor polls leader: elections announce themselves to no one outside the
+// cluster, so there is no event to wait on.
+func (c *Cluster) waitFor(what string, leader func() int) int {
+	c.t.Helper()
+	deadline := time.Now().Add(clusterReady)
+	for {
+		if i := leader(); i >= 0 {
+			return i
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: no %s within %v", what, clusterReady)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) index(name string) int {
+	for i, s := range c.servers {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// routeURLs are the embedded member's routes to the others.
 func (c *clusterSpec) routeURLs() []*url.URL {
 	var urls []*url.URL
 	for i, p := range c.ports {
-		if i == c.index {
-			continue
+		if i != c.index {
+			urls = append(urls, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
 		}
-		urls = append(urls, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
 	}
 	return urls
+}
+
+// containerRoutes are the container member's routes to the others, by their
+// names on the cluster's network.
+func (c *clusterSpec) containerRoutes() []string {
+	var routes []string
+	for i, name := range c.names {
+		if i != c.index {
+			routes = append(routes, fmt.Sprintf("nats://%s:%d", name, routePort))
+		}
+	}
+	return routes
+}
+
+// freePorts finds n free ports on 127.0.0.1 for routes, which must stay the
+// same across restarts since the other members dial them.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: free port: %v", err)
+		}
+		defer ln.Close() // held until all are chosen, so none is chosen twice
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
+// newNetwork makes a Docker network for one cluster, removed when the test
+// ends (after its containers, which t.Cleanup removes first).
+func newNetwork(t testing.TB) *testcontainers.DockerNetwork {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	defer cancel()
+	nw, err := network.New(ctx, network.WithLabels(map[string]string{containerLabel: t.Name()}))
+	if err != nil {
+		t.Fatalf("natstest: docker network: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+		defer cancel()
+		if err := nw.Remove(ctx); err != nil {
+			t.Errorf("natstest: remove docker network %s: %v", nw.Name, err)
+		}
+	})
+	return nw
 }

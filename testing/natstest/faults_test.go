@@ -63,6 +63,18 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// eventually polls cond, for conditions nothing announces.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, wait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // quiet asserts that nothing arrives on ch for d: the one place these tests
 // must wait for time itself, because what they assert is an absence.
 func quiet[T any](t *testing.T, ch <-chan T, d time.Duration, what string) {

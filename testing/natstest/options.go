@@ -9,6 +9,8 @@ import (
 type Option func(*config)
 
 type config struct {
+	backend       Backend // "" when not chosen: NATSTEST_BACKEND, else Auto
+	image         string  // "" when not chosen: NATSTEST_IMAGE, else built
 	jetStream     bool
 	clientOptions []natsclient.Option
 	serverOptions []func(*server.Options)
@@ -43,4 +45,20 @@ func WithClientOptions(opts ...natsclient.Option) Option {
 // limits such as MaxPayload) before it starts.
 func WithServerOptions(fn func(*server.Options)) Option {
 	return func(c *config) { c.serverOptions = append(c.serverOptions, fn) }
+}
+
+// WithBackend chooses where the server runs: Embedded, Container or Auto.
+// Without it, the environment variable NATSTEST_BACKEND decides ("embedded",
+// "container" or "auto"), and Auto is the default.
+func WithBackend(b Backend) Option {
+	return func(c *config) { c.backend = b }
+}
+
+// WithImage sets the container image the Container backend runs, instead of
+// NATSTEST_IMAGE or the image the harness builds itself. The image must have
+// nats-server as its entrypoint (as the official nats images do). It is never
+// pulled here if present; a missing image is pulled by Docker, which needs a
+// registry.
+func WithImage(image string) Option {
+	return func(c *config) { c.image = image }
 }

@@ -46,17 +46,22 @@ type backend interface {
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := newConfig(opts)
-	kind := resolveBackend(t, cfg)
+	s := newServer(t, resolveBackend(t, cfg), serverSpec{cfg: cfg, name: "natstest"})
+	s.Start()
+	return s
+}
+
+// newServer makes a stopped server and its proxy, removed when the test ends.
+func newServer(t testing.TB, kind Backend, spec serverSpec) *Server {
+	t.Helper()
 	p, err := newProxy()
 	if err != nil {
 		t.Fatalf("natstest: fault proxy: %v", err)
 	}
-	s := &Server{t: t, proxy: p}
+	s := &Server{t: t, proxy: p, name: spec.name}
 	t.Cleanup(s.close)
-	spec := serverSpec{cfg: cfg, name: "natstest", advertise: p.addr()}
-	s.name = spec.name
+	spec.advertise = p.addr()
 	s.backend, s.tls = newBackend(t, kind, spec)
-	s.Start()
 	return s
 }
 
@@ -113,6 +118,11 @@ func (s *Server) Start() {
 	if err != nil {
 		s.t.Fatalf("natstest: start server %s: %v", s.name, err)
 	}
+	s.started(addr)
+}
+
+// started records that the server listens on addr.
+func (s *Server) started(addr string) {
 	s.proxy.setUpstream(addr)
 	s.direct = addr
 	s.running = true

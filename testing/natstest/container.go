@@ -1,0 +1,252 @@
+package natstest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// Ports inside the container.
+const (
+	clientPort  = "4222/tcp"
+	monitorPort = "8222/tcp"
+	routePort   = 6222
+	storeDir    = "/data"
+)
+
+// containerTimeout bounds each Docker operation (create, start, stop,
+// remove).
+const containerTimeout = time.Minute
+
+// containerLabel marks everything the harness creates, so that a leak shows
+// in `docker ps -a --filter label=natstest`.
+const containerLabel = "natstest"
+
+// container runs nats-server in a Docker container. The container is created
+// once and then stopped and started (docker stop/start), so its JetStream
+// store, in the container's own file system, survives like a disk would. The
+// host port Docker maps may change on each start; clients never see it,
+// because they talk to the fault proxy, which is pointed at the new port.
+type container struct {
+	t     testing.TB
+	image string
+	opts  []testcontainers.ContainerCustomizer
+	ctr   *testcontainers.DockerContainer // nil until the first start
+	tls   bool
+}
+
+// newContainer prepares (but does not start) a container for spec. It
+// reports false, after saying why, when spec's server options cannot be
+// given to a container: the server then runs embedded.
+func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
+	t.Helper()
+	conf, unsupported := containerConfig(spec)
+	if len(unsupported) > 0 {
+		t.Logf("natstest: server %s runs embedded: the container backend cannot express these server options: %s",
+			spec.name, strings.Join(unsupported, ", "))
+		return nil, false
+	}
+	image, err := serverImage(spec.cfg)
+	if err != nil {
+		t.Fatalf("natstest: container image: %v", err)
+	}
+	args := []string{
+		"--name", spec.name,
+		"--port", "4222",
+		"--http_port", "8222",
+		// Advertise the proxy, not the container, in connect_urls: see embedded.go.
+		"--client_advertise", spec.advertise,
+	}
+	if spec.cfg.jetStream || spec.cluster != nil {
+		args = append(args, "--jetstream", "--store_dir", storeDir)
+	}
+	if c := spec.cluster; c != nil {
+		args = append(args,
+			"--cluster_name", c.name,
+			"--cluster", fmt.Sprintf("nats://0.0.0.0:%d", routePort),
+			"--routes", strings.Join(c.containerRoutes(), ","))
+	}
+	opts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithLogger(quietLogger{}),
+		testcontainers.WithExposedPorts(clientPort, monitorPort),
+		testcontainers.WithLabels(map[string]string{containerLabel: t.Name()}),
+		// Ready when it accepts clients with JetStream on; checked again on
+		// every start. A cluster member is not waited on for a meta leader,
+		// which needs the others: NewCluster waits for that.
+		testcontainers.WithWaitStrategyAndDeadline(containerTimeout, healthz{}),
+	}
+	if conf.text != "" {
+		args = append(args, "--config", "/natstest/nats.conf")
+		opts = append(opts, testcontainers.WithFiles(conf.files()...))
+	}
+	opts = append(opts, testcontainers.WithCmd(args...))
+	if c := spec.cluster; c != nil {
+		opts = append(opts, network.WithNetwork([]string{spec.name}, c.network))
+	}
+	return &container{t: t, image: image, opts: opts, tls: conf.tls}, true
+}
+
+func (c *container) kind() Backend { return Container }
+
+func (c *container) start() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	defer cancel()
+	if c.ctr == nil {
+		ctr, err := testcontainers.Run(ctx, c.image, c.opts...)
+		c.ctr = ctr // set even on error, so that close removes what was made
+		if err != nil {
+			return "", err
+		}
+	} else if err := c.ctr.Start(ctx); err != nil {
+		return "", err
+	}
+	return c.endpoint(ctx, clientPort)
+}
+
+// endpoint is host:port of the container's port as mapped on the host now.
+func (c *container) endpoint(ctx context.Context, port string) (string, error) {
+	host, err := c.ctr.Host(ctx)
+	if err != nil {
+		return "", err
+	}
+	mapped, err := c.ctr.MappedPort(ctx, port)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, mapped.Port()), nil
+}
+
+func (c *container) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	defer cancel()
+	grace := 5 * time.Second // nats-server exits at once on SIGTERM
+	if err := c.ctr.Stop(ctx, &grace); err != nil {
+		c.t.Errorf("natstest: stop container: %v", err)
+	}
+}
+
+// close removes the container and its volumes, whatever the test's outcome.
+func (c *container) close() {
+	if c.ctr == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	defer cancel()
+	if err := c.ctr.Terminate(ctx); err != nil {
+		c.t.Errorf("natstest: remove container %s: %v", c.ctr.GetContainerID(), err)
+	}
+}
+
+func (c *container) natsServer() *server.Server { return nil }
+
+// jsz asks the monitoring endpoint, which answers with the same report the
+// embedded server's Jsz returns.
+func (c *container) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr, err := c.endpoint(ctx, monitorPort)
+	if err != nil {
+		return nil, err
+	}
+	path := fmt.Sprintf("/jsz?accounts=%t&streams=%t&leader_only=%t", opts.Accounts, opts.Streams, opts.LeaderOnly)
+	var info server.JSInfo
+	if err := monitorGet(ctx, addr, path, &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+// monitorGet reads a monitoring endpoint's JSON answer into v (nil: only the
+// status matters).
+func monitorGet(ctx context.Context, addr, path string, v any) error {
+	url := "http://" + addr + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	// No keep-alive and no proxy: an idle connection would leave goroutines
+	// behind for goleak to find, and the container is local.
+	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", url, res.Status, body)
+	}
+	if v == nil {
+		return nil
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return nil
+}
+
+// healthz is the wait strategy: the server is ready when its monitoring
+// endpoint says it accepts clients with JetStream enabled. (testcontainers'
+// own HTTP strategy keeps idle connections open, which goleak would report.)
+type healthz struct{}
+
+func (healthz) WaitUntilReady(ctx context.Context, target wait.StrategyTarget) error {
+	var last error
+	for {
+		if state, err := target.State(ctx); err == nil && !state.Running {
+			return fmt.Errorf("container exited (code %d) before it was ready: %s", state.ExitCode, logTail(ctx, target))
+		}
+		last = healthzOnce(ctx, target)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; last health check: %v", ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func healthzOnce(ctx context.Context, target wait.StrategyTarget) error {
+	host, err := target.Host(ctx)
+	if err != nil {
+		return err
+	}
+	port, err := target.MappedPort(ctx, monitorPort)
+	if err != nil {
+		return err
+	}
+	return monitorGet(ctx, net.JoinHostPort(host, port.Port()), "/healthz?js-enabled-only=true", nil)
+}
+
+// logTail is the end of the container's log, for an error message.
+func logTail(ctx context.Context, target wait.StrategyTarget) string {
+	rc, err := target.Logs(ctx)
+	if err != nil {
+		return "no logs: " + err.Error()
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// quietLogger drops testcontainers' progress lines; failures come back as
+// errors, which the harness reports.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}

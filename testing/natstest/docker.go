@@ -1,0 +1,87 @@
+package natstest
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// dockerProbeTimeout bounds the question "does a Docker engine answer?", so
+// that a machine without one skips or falls back within a second.
+const dockerProbeTimeout = time.Second
+
+var (
+	dockerOnce sync.Once
+	dockerErr  error
+)
+
+// dockerAvailable reports, once per process, whether a Docker engine
+// answers; the error says what is missing.
+func dockerAvailable() error {
+	dockerOnce.Do(func() {
+		disableReaper()
+		localPorts()
+		ctx, cancel := context.WithTimeout(context.Background(), dockerProbeTimeout)
+		defer cancel()
+		dockerErr = pingDocker(ctx)
+	})
+	return dockerErr
+}
+
+// pingDocker asks the engine at DOCKER_HOST when it is set (testcontainers
+// would fall back to the default socket when DOCKER_HOST does not answer,
+// hiding the user's choice), else the engine testcontainers finds.
+func pingDocker(ctx context.Context) error {
+	if os.Getenv("DOCKER_HOST") != "" {
+		cli, err := client.New(client.FromEnv)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		_, err = cli.Ping(ctx, client.PingOptions{})
+		return err
+	}
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	_, err = cli.Ping(ctx, client.PingOptions{})
+	return err
+}
+
+// disableReaper turns testcontainers' reaper (Ryuk) off unless the user chose
+// otherwise. Ryuk is an image that would have to be pulled, and no registry
+// may be reachable; instead, every container and network the harness makes
+// is removed in t.Cleanup, also when the test fails. testcontainers reads its
+// configuration once, from the environment, so this must run before its
+// first use.
+func disableReaper() {
+	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
+		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	}
+}
+
+// localPorts tells testcontainers to reach published ports on localhost when
+// the Docker engine runs in this machine's network namespace, which its
+// bridge interface (docker0) being visible here shows. testcontainers
+// otherwise guesses, inside a container (/.dockerenv), that the engine is
+// the container's default gateway, which is wrong for an engine running in
+// the same container or VM. TESTCONTAINERS_HOST_OVERRIDE, when set, wins.
+func localPorts() {
+	if _, set := os.LookupEnv("TESTCONTAINERS_HOST_OVERRIDE"); set {
+		return
+	}
+	if h := os.Getenv("DOCKER_HOST"); h != "" && !strings.HasPrefix(h, "unix://") {
+		return
+	}
+	if _, err := net.InterfaceByName("docker0"); err == nil {
+		_ = os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+}
