@@ -74,8 +74,30 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		c.servers = append(c.servers, newServer(t, kind, serverSpec{cfg: cfg, name: name, cluster: &member}))
 	}
 	c.startAll()
-	c.WaitForMetaLeader()
+	c.waitFor("a JetStream meta leader with every member current", c.metaReady)
 	return c
+}
+
+// metaReady returns the meta leader's index once the leader sees every other
+// member as a current peer, or -1: an R3 stream created before that can be
+// refused with "no suitable peers for placement".
+func (c *Cluster) metaReady() int {
+	for i, s := range c.servers {
+		info, err := s.backend.jsz(&server.JSzOptions{})
+		if err != nil || info.Meta == nil || info.Meta.Leader != s.name {
+			continue
+		}
+		current := 0
+		for _, p := range info.Meta.Replicas {
+			if p.Current && !p.Offline {
+				current++
+			}
+		}
+		if current == len(c.servers)-1 {
+			return i
+		}
+	}
+	return -1
 }
 
 // startAll starts every member at once: containers take a moment each, and a

@@ -167,6 +167,22 @@ func (c *container) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
 	return &info, nil
 }
 
+func (c *container) numClients() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr, err := c.endpoint(ctx, monitorPort)
+	if err != nil {
+		return 0, err
+	}
+	var varz struct {
+		Connections int `json:"connections"`
+	}
+	if err := monitorGet(ctx, addr, "/varz", &varz); err != nil {
+		return 0, err
+	}
+	return varz.Connections, nil
+}
+
 // monitorGet reads a monitoring endpoint's JSON answer into v (nil: only the
 // status matters).
 func monitorGet(ctx context.Context, addr, path string, v any) error {

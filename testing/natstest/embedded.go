@@ -87,3 +87,10 @@ func (e *embedded) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
 	}
 	return e.srv.Jsz(opts)
 }
+
+func (e *embedded) numClients() (int, error) {
+	if e.srv == nil {
+		return 0, fmt.Errorf("server stopped")
+	}
+	return e.srv.NumClients(), nil
+}

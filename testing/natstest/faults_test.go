@@ -192,6 +192,9 @@ func TestCutConnectionsResetsAndClientsReconnect(t *testing.T) {
 	srv := natstest.NewServer(t)
 	a := dial(t, srv.URL())
 	b := dial(t, srv.URL())
+	if n := srv.NumClients(); n != 2 {
+		t.Fatalf("NumClients() = %d before the cut, want 2", n)
+	}
 	srv.CutConnections()
 	for _, c := range []*conn{a, b} {
 		err := recv(t, c.disconnected, "disconnect after cut")

@@ -35,6 +35,8 @@ type backend interface {
 	kind() Backend
 	// jsz reads the server's JetStream monitoring report, as /jsz does.
 	jsz(opts *server.JSzOptions) (*server.JSInfo, error)
+	// numClients is the number of client connections the server has.
+	numClients() (int, error)
 	// natsServer is the in-process server, or nil.
 	natsServer() *server.Server
 }
@@ -180,6 +182,18 @@ func (s *Server) CutConnections() { s.proxy.cut() }
 // (connection counts, JetStream state); nil while stopped and on the
 // container backend.
 func (s *Server) NATSServer() *server.Server { return s.backend.natsServer() }
+
+// NumClients returns the number of client connections the running server
+// has, on either backend (observers on DirectURL included); the test fails
+// if it cannot be read, as when the server is stopped.
+func (s *Server) NumClients() int {
+	s.t.Helper()
+	n, err := s.backend.numClients()
+	if err != nil {
+		s.t.Fatalf("natstest: client count of server %s: %v", s.name, err)
+	}
+	return n
+}
 
 // close runs at the end of the test: the server, then the proxy, so that no
 // goroutine or container outlives the test.
