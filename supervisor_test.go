@@ -141,7 +141,7 @@ func TestConnectTwiceMakesOneConnection(t *testing.T) {
 	if n := tc.Client.Stats().Connections; n != 1 {
 		t.Fatalf("Connections = %d after two Connects, want 1", n)
 	}
-	if n := tc.Server.NATSServer().NumClients(); n != 1 {
+	if n := tc.Server.NumClients(); n != 1 {
 		t.Fatalf("server sees %d clients, want 1", n)
 	}
 }
@@ -483,10 +483,12 @@ func errString(err error) string {
 
 func TestSlowStateSubscriberNeverBlocksAndSeesThePresent(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	ctx := testContext(t)
+	const restarts = 12 // two events each: more than a subscriber's buffer
+	// A restart takes about a second on the container backend.
+	ctx, cancel := context.WithTimeout(context.Background(), restarts*waitTimeout)
+	defer cancel()
 	neverRead := tc.Client.StateChanges(ctx)
 	events := tc.Client.StateChanges(ctx)
-	const restarts = 12 // two events each: more than a subscriber's buffer
 	for range restarts {
 		tc.Server.Restart()
 		waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))

@@ -370,11 +370,7 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) {
 
 func totalConnections(t *testing.T, srv *natstest.Server) uint64 {
 	t.Helper()
-	v, err := srv.NATSServer().Varz(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.TotalConnections
+	return srv.Varz().TotalConnections
 }
 
 // testCA is a certificate authority made for one test.
@@ -453,7 +449,8 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 			}
 		})
 	}
-	first := natstest.NewServer(t, withPassword("s3cret", 0))
+	// Embedded: the rotated servers take over the first one's own port.
+	first := natstest.NewServer(t, withPassword("s3cret", 0), natstest.WithBackend(natstest.Embedded))
 	port := first.NATSServer().Addr().(*net.TCPAddr).Port
 	c := newClient(t, first.DirectURL(), securityClientOptions(natsclient.WithUserInfo("edge", "s3cret"))...)
 	ctx := testContext(t)
@@ -464,7 +461,7 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 	first.Stop()
 	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
 
-	rotated := natstest.NewServer(t, withPassword("rotated", port))
+	rotated := natstest.NewServer(t, withPassword("rotated", port), natstest.WithBackend(natstest.Embedded))
 	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
 	start := totalConnections(t, rotated)
 	window := 50 * securityWait
@@ -494,7 +491,7 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 	}
 
 	rotated.Stop()
-	natstest.NewServer(t, withPassword("s3cret", port))
+	natstest.NewServer(t, withPassword("s3cret", port), natstest.WithBackend(natstest.Embedded))
 	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
 	if err := c.Flush(ctx); err != nil {
 		t.Fatalf("Flush after recovery: %v", err)

@@ -2,6 +2,7 @@ package natstest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/c360/natsclient/testing/natstest"
 	"github.com/moby/moby/client"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/testcontainers/testcontainers-go"
 )
 
@@ -125,5 +128,34 @@ func TestContainersAndNetworksAreRemovedWhenATestFails(t *testing.T) {
 	}
 	for _, n := range nets.Items {
 		t.Errorf("network %s left behind by a failed test", n.Name)
+	}
+}
+
+func TestServerOptionsApplyOnEitherBackend(t *testing.T) {
+	srv := natstest.NewServer(t, natstest.WithServerOptions(func(o *server.Options) {
+		o.MaxPayload = 4096
+		o.Username, o.Password = "edge", "s3cret"
+	}))
+	if _, err := nats.Connect(srv.URL(), nats.UserInfo("edge", "wrong")); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("connect with a wrong password: err = %v, want %v", err, nats.ErrAuthorization)
+	}
+	nc := dial(t, srv.URL(), nats.UserInfo("edge", "s3cret"))
+	if got := nc.MaxPayload(); got != 4096 {
+		t.Fatalf("MaxPayload() = %d, want 4096 (backend %s)", got, srv.Backend())
+	}
+}
+
+func TestServerOptionsAContainerCannotTakeRunEmbedded(t *testing.T) {
+	srv := natstest.NewServer(t, natstest.WithBackend(natstest.Auto),
+		natstest.WithServerOptions(func(o *server.Options) { o.MaxConn = 7 }))
+	if srv.Backend() != natstest.Embedded {
+		t.Fatalf("server with MaxConn set runs on %s, want %s", srv.Backend(), natstest.Embedded)
+	}
+	v, err := srv.NATSServer().Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.MaxConn != 7 {
+		t.Fatalf("MaxConn = %d, want 7", v.MaxConn)
 	}
 }

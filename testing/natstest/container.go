@@ -68,7 +68,7 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 		// Advertise the proxy, not the container, in connect_urls: see embedded.go.
 		"--client_advertise", spec.advertise,
 	}
-	if spec.cfg.jetStream || spec.cluster != nil {
+	if spec.cfg.jetStream || spec.cluster != nil || conf.jetStream {
 		args = append(args, "--jetstream", "--store_dir", storeDir)
 	}
 	if c := spec.cluster; c != nil {
@@ -167,20 +167,18 @@ func (c *container) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
 	return &info, nil
 }
 
-func (c *container) numClients() (int, error) {
+func (c *container) varz() (*server.Varz, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	addr, err := c.endpoint(ctx, monitorPort)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var varz struct {
-		Connections int `json:"connections"`
+	var v server.Varz
+	if err := monitorGet(ctx, addr, "/varz", &v); err != nil {
+		return nil, err
 	}
-	if err := monitorGet(ctx, addr, "/varz", &varz); err != nil {
-		return 0, err
-	}
-	return varz.Connections, nil
+	return &v, nil
 }
 
 // monitorGet reads a monitoring endpoint's JSON answer into v (nil: only the

@@ -24,10 +24,11 @@ import (
 // containerConf is the configuration file given to a container, and the
 // files it refers to.
 type containerConf struct {
-	text string
-	tls  bool
-	cert []byte // PEM, when tls
-	key  []byte
+	text      string
+	jetStream bool
+	tls       bool
+	cert      []byte // PEM, when tls
+	key       []byte
 }
 
 const confDir = "/natstest"
@@ -49,10 +50,9 @@ func (c containerConf) files() []testcontainers.ContainerFile {
 var translated = map[string]bool{
 	"MaxPayload": true, "Username": true, "Password": true, "Authorization": true,
 	"Users": true, "Nkeys": true, "TLSConfig": true, "TLS": true, "TLSTimeout": true,
-	// Set by the harness itself, or meaningless in a container.
-	"ServerName": true, "Host": true, "Port": true, "NoLog": true, "NoSigs": true,
-	"ClientAdvertise": true, "JetStream": true, "StoreDir": true, "Cluster": true,
-	"Routes": true, "Debug": true, "Trace": true, "Logtime": true,
+	"JetStream": true,
+	// Only about logging and signals, which do not change what clients see.
+	"NoLog": true, "NoSigs": true, "Debug": true, "Trace": true, "Logtime": true,
 }
 
 // containerConfig applies the test's server options to an empty Options and
@@ -72,6 +72,7 @@ func containerConfig(spec serverSpec) (conf containerConf, unsupported []string)
 			unsupported = append(unsupported, f.Name)
 		}
 	}
+	conf.jetStream = opts.JetStream
 	var b strings.Builder
 	if opts.MaxPayload != 0 {
 		fmt.Fprintf(&b, "max_payload: %d\n", opts.MaxPayload)

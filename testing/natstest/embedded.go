@@ -88,9 +88,9 @@ func (e *embedded) jsz(opts *server.JSzOptions) (*server.JSInfo, error) {
 	return e.srv.Jsz(opts)
 }
 
-func (e *embedded) numClients() (int, error) {
+func (e *embedded) varz() (*server.Varz, error) {
 	if e.srv == nil {
-		return 0, fmt.Errorf("server stopped")
+		return nil, fmt.Errorf("server stopped")
 	}
-	return e.srv.NumClients(), nil
+	return e.srv.Varz(nil)
 }

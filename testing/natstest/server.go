@@ -35,8 +35,8 @@ type backend interface {
 	kind() Backend
 	// jsz reads the server's JetStream monitoring report, as /jsz does.
 	jsz(opts *server.JSzOptions) (*server.JSInfo, error)
-	// numClients is the number of client connections the server has.
-	numClients() (int, error)
+	// varz reads the server's general monitoring report, as /varz does.
+	varz() (*server.Varz, error)
 	// natsServer is the in-process server, or nil.
 	natsServer() *server.Server
 }
@@ -183,16 +183,23 @@ func (s *Server) CutConnections() { s.proxy.cut() }
 // container backend.
 func (s *Server) NATSServer() *server.Server { return s.backend.natsServer() }
 
+// Varz returns the running server's general monitoring report (what
+// /varz serves: connection counts, totals, limits), on either backend; the
+// test fails if it cannot be read, as when the server is stopped.
+func (s *Server) Varz() *server.Varz {
+	s.t.Helper()
+	v, err := s.backend.varz()
+	if err != nil {
+		s.t.Fatalf("natstest: varz of server %s: %v", s.name, err)
+	}
+	return v
+}
+
 // NumClients returns the number of client connections the running server
-// has, on either backend (observers on DirectURL included); the test fails
-// if it cannot be read, as when the server is stopped.
+// has now (observers on DirectURL included), on either backend.
 func (s *Server) NumClients() int {
 	s.t.Helper()
-	n, err := s.backend.numClients()
-	if err != nil {
-		s.t.Fatalf("natstest: client count of server %s: %v", s.name, err)
-	}
-	return n
+	return s.Varz().Connections
 }
 
 // close runs at the end of the test: the server, then the proxy, so that no
