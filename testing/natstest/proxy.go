@@ -238,6 +238,19 @@ func (p *proxy) setLatency(d time.Duration) {
 	p.mu.Unlock()
 }
 
+// serverGone closes the server side of every live link, as a server that
+// shut down has; each client then sees its connection end once what was
+// already read from the server is delivered (or on Thaw, if frozen). The
+// backend's own shutdown normally does this, but a container's may not reach
+// through Docker's port forwarding promptly, so Stop does not rely on it.
+func (p *proxy) serverGone() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for l := range p.links {
+		_ = l.server.Close()
+	}
+}
+
 // cut resets every live link at once: both sockets are closed with SO_LINGER
 // 0, so each peer gets a TCP RST, not an orderly FIN. Held data is discarded,
 // as a cut would.

@@ -140,6 +140,7 @@ func (s *Server) Stop() {
 	}
 	s.proxy.setUpstream("")
 	s.backend.stop()
+	s.proxy.serverGone()
 	s.direct = ""
 	s.running = false
 }
