@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -162,7 +163,10 @@ func (u *usableWaiter) wait() bool {
 // errorKind names an error for a summary: the sentinel it matches, or its
 // text.
 func errorKind(err error) string {
-	for _, kind := range []error{natsclient.ErrCircuitOpen, natsclient.ErrNotConnected, natsclient.ErrClosed} {
+	for _, kind := range []error{
+		natsclient.ErrCircuitOpen, natsclient.ErrNotConnected, natsclient.ErrClosed,
+		natsclient.ErrKVUnknownOutcome, natsclient.ErrKVMaxRetriesExceeded, context.DeadlineExceeded,
+	} {
 		if errors.Is(err, kind) {
 			return kind.Error()
 		}
