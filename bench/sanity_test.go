@@ -51,14 +51,14 @@ func TestPairsDeliver(t *testing.T) {
 
 func TestBreakerOpenFailsFast(t *testing.T) {
 	c := openBreaker(t)
-	for name, o := range breakerOpenOps(c) {
+	for name, o := range breakerOpenOps(t, c) {
 		if err := o(); err != nil {
 			t.Errorf("%s while the breaker is open: %v", name, err)
 		}
 	}
 	// The benchmark's target is no allocation; check it here too, where a
 	// regression fails the normal test run.
-	publish := breakerOpenOps(c)["Publish"]
+	publish := breakerOpenOps(t, c)["Publish"]
 	if n := testing.AllocsPerRun(100, func() { _ = publish() }); n != 0 {
 		t.Errorf("Publish while the breaker is open: %v allocs/op, want 0", n)
 	}
