@@ -12,8 +12,9 @@ import (
 
 // BenchmarkFootprint measures what a connected client keeps beyond nats.go's
 // own: idle goroutines (Goroutines, metric "goroutines") and memory per
-// subscription (Subscription, metric "B/sub": heap plus goroutine stacks,
-// since nats.go runs a goroutine for each subscription with a handler).
+// subscription (Subscription: live heap, metric "B/sub", and goroutines,
+// metric "goroutines/sub": nats.go runs one for each subscription with a
+// handler, whose stack is not heap).
 // The embedded server's goroutines and memory for a connection are counted
 // on both sides alike; the difference between the sides is the client's.
 func BenchmarkFootprint(b *testing.B) {
@@ -46,7 +47,7 @@ func BenchmarkFootprint(b *testing.B) {
 	})
 	b.Run("Subscription", func(b *testing.B) {
 		srv := newServer(b, false)
-		subjects := make([]string, 1000)
+		subjects := make([]string, 5000)
 		for i := range subjects {
 			subjects[i] = fmt.Sprintf("bench.footprint.%d", i)
 		}
@@ -129,13 +130,13 @@ func goroutines(b *testing.B, connect func() func()) {
 	b.ReportMetric(float64(total)/float64(b.N), "goroutines")
 }
 
-// inUse is live heap plus goroutine stacks, after a collection.
+// inUse is the live heap after a collection.
 func inUse() int64 {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc + m.StackInuse)
+	return int64(m.HeapAlloc)
 }
 
 // subscriptionBytes reports the memory n subscriptions add: a connection
@@ -143,16 +144,19 @@ func inUse() int64 {
 // the connection's own memory cancels out. Each returns its close.
 func subscriptionBytes(b *testing.B, n int, withSubs, bare func() func()) {
 	var total int64
+	goroutines := 0
 	b.ResetTimer()
 	for range b.N {
 		before := inUse()
 		closeBare := bare()
-		mid := inUse()
+		mid, midG := inUse(), runtime.NumGoroutine()
 		closeBare()
 		closeSubs := withSubs()
-		after := inUse()
+		after, afterG := inUse(), runtime.NumGoroutine()
 		closeSubs()
 		total += (after - before) - (mid - before)
+		goroutines += afterG - midG
 	}
 	b.ReportMetric(float64(total)/float64(b.N)/float64(n), "B/sub")
+	b.ReportMetric(float64(goroutines)/float64(b.N)/float64(n), "goroutines/sub")
 }

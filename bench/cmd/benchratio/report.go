@@ -46,7 +46,8 @@ var rows = []row{
 	resubscribeRow(),
 	reconnectRow(),
 	extraRow("idle goroutines of a connected client", "Footprint/Goroutines", "goroutines", "%.0f"),
-	extraRow("bytes per subscription", "Footprint/Subscription", "B/sub", "%.0f"),
+	extraRow("heap bytes per subscription (5,000 subscriptions)", "Footprint/Subscription", "B/sub", "%.0f"),
+	extraRow("goroutines per subscription", "Footprint/Subscription", "goroutines/sub", "%.2f"),
 }
 
 func report(w io.Writer, res results) bool {
