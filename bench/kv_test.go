@@ -123,8 +123,14 @@ func put(tb testing.TB, kv interface {
 	return rev
 }
 
+// kvGetOps reads two entries written the same way, both by the store: an
+// entry the store wrote carries its Nats-Msg-Id header, which every reader
+// then decodes (jetstream's Get of such an entry costs 71 allocations and
+// 5.4 KB against 55 and 3.5 KB for an entry without headers, whoever
+// reads it). Reading a header-less entry on the raw side would charge that
+// to the wrapper.
 func kvGetOps(tb testing.TB, r *kvRig) (op, op) {
-	put(tb, r.raw, rawKey)
+	put(tb, r.store, rawKey)
 	put(tb, r.store, clientKey)
 	ctx := context.Background()
 	check := func(e jetstream.KeyValueEntry, err error) error {
