@@ -83,6 +83,9 @@ func BenchmarkKV(b *testing.B) {
 			r := newKVRig(b)
 			raw, client := p.ops(b, r)
 			runPair(b, loop(raw, nil), loop(client, nil))
+			for range max(*repeats, 1) {
+				b.Run("interleaved", interleaved(raw, client, 4))
+			}
 		})
 	}
 	b.Run("UpdateJSON/8writers", func(b *testing.B) {
