@@ -264,3 +264,31 @@ func TestStopResetsConnectionsAndStartKeepsURLAndStore(t *testing.T) {
 		t.Fatalf("stored message = %q, want %q", m.Data, "kept")
 	}
 }
+
+func TestStopWhileRepliesAreFrozenLosesThem(t *testing.T) {
+	srv := natstest.NewServer(t)
+	seen := echo(t, srv, "svc")
+	c := dial(t, srv.URL())
+	inbox, err := c.SubscribeSync("reply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	srv.FreezeReplies()
+	if err := c.PublishRequest("svc", "reply", []byte("acked?")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, seen, "request at the server")
+	srv.Stop()
+	quiet(t, c.disconnected, 100*time.Millisecond, "disconnect while replies are frozen")
+	srv.Thaw()
+	err = recv(t, c.disconnected, "disconnect on thaw")
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("disconnect error = %v, want a connection reset", err)
+	}
+	if m, err := inbox.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("reply %q held while the server stopped was delivered; it should be lost", m.Data)
+	}
+}

@@ -3,6 +3,7 @@ package natstest
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,6 +56,7 @@ type link struct {
 	client, server net.Conn
 	done           chan struct{}
 	once           sync.Once
+	serverGone     atomic.Bool // the server's side ended: stopped, closed, or failed
 }
 
 // chunkQueue bounds what a link holds in memory per direction while frozen;
@@ -135,9 +137,9 @@ func (p *proxy) startLink(c, s net.Conn) {
 	up := make(chan chunk, chunkQueue)
 	down := make(chan chunk, chunkQueue)
 	go p.read(l, c, up)
-	go p.write(l, s, up, toServer)
+	go p.writeServer(l, up)
 	go p.read(l, s, down)
-	go p.write(l, c, down, toClient)
+	go p.writeClient(l, down)
 }
 
 // read moves chunks from conn into q until conn fails or closes.
@@ -162,41 +164,79 @@ func (p *proxy) read(l *link, conn net.Conn, q chan<- chunk) {
 	}
 }
 
-// write delivers q to conn, applying the faults of direction d. When q ends
-// (the other side closed), everything read has been delivered and the link
-// closes gracefully.
-func (p *proxy) write(l *link, conn net.Conn, q <-chan chunk, d direction) {
+// writeServer delivers what the client sent. When the client closes, what
+// it sent is delivered and the link closes. When the server cannot take it
+// (stopped), the server's side is marked gone and closed; the client learns
+// of it through writeClient, which respects a freeze.
+func (p *proxy) writeServer(l *link, q <-chan chunk) {
 	defer p.wg.Done()
 	for c := range q {
-		if !p.hold(l, d, c.at) {
+		if _, ok := p.hold(l, toServer, c.at); !ok {
 			return
 		}
-		if _, err := conn.Write(c.data); err != nil {
-			p.closeLink(l, false)
+		if _, err := l.server.Write(c.data); err != nil {
+			p.endServer(l)
 			return
 		}
 	}
 	p.closeLink(l, false)
 }
 
+// writeClient delivers what the server sent, then, once the server's side has
+// ended, closes the client's connection. A frozen direction hides both until
+// Thaw. What was held by a freeze while the server went away is lost with it,
+// as an acknowledgement lost on the way is: the client's connection is then
+// reset on Thaw instead of receiving it. (Held data is otherwise delivered,
+// in order.)
+func (p *proxy) writeClient(l *link, q <-chan chunk) {
+	defer p.wg.Done()
+	for c := range q {
+		held, ok := p.hold(l, toClient, c.at)
+		if !ok {
+			return
+		}
+		if held && l.serverGone.Load() {
+			p.closeLink(l, true)
+			return
+		}
+		if _, err := l.client.Write(c.data); err != nil {
+			p.closeLink(l, false)
+			return
+		}
+	}
+	held, ok := p.hold(l, toClient, time.Time{}) // the close passes no freeze either
+	if ok {
+		p.closeLink(l, held)
+	}
+}
+
+// endServer marks the server's side of l gone and closes it, which ends the
+// server's reader and so, through writeClient, the link.
+func (p *proxy) endServer(l *link) {
+	l.serverGone.Store(true)
+	_ = l.server.Close()
+}
+
 // hold waits until direction d is open and the chunk read at is old enough.
-// It reports false when the link closed meanwhile.
-func (p *proxy) hold(l *link, d direction, at time.Time) bool {
+// It reports whether it waited for a freeze to end, and false for ok when
+// the link closed meanwhile.
+func (p *proxy) hold(l *link, d direction, at time.Time) (held, ok bool) {
 	for {
 		p.mu.Lock()
 		gate, latency := p.gate[d], p.latency
 		p.mu.Unlock()
 		if gate != nil {
+			held = true
 			select {
 			case <-gate:
 				continue // thawed; look again, it may have been frozen anew
 			case <-l.done:
-				return false
+				return held, false
 			}
 		}
 		wait := time.Until(at.Add(latency))
 		if wait <= 0 {
-			return true
+			return held, true
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -204,7 +244,7 @@ func (p *proxy) hold(l *link, d direction, at time.Time) bool {
 			// Look at the gate again: a freeze during the wait holds this chunk too.
 		case <-l.done:
 			t.Stop()
-			return false
+			return held, false
 		}
 	}
 }
@@ -238,16 +278,17 @@ func (p *proxy) setLatency(d time.Duration) {
 	p.mu.Unlock()
 }
 
-// serverGone closes the server side of every live link, as a server that
+// serverGone ends the server's side of every live link, as a server that
 // shut down has; each client then sees its connection end once what was
-// already read from the server is delivered (or on Thaw, if frozen). The
-// backend's own shutdown normally does this, but a container's may not reach
-// through Docker's port forwarding promptly, so Stop does not rely on it.
+// already read from the server is delivered (see writeClient for a frozen
+// link). The backend's own shutdown normally closes these sockets too, but a
+// container's may not reach through Docker's port forwarding promptly, so
+// Stop does not rely on it.
 func (p *proxy) serverGone() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for l := range p.links {
-		_ = l.server.Close()
+		p.endServer(l)
 	}
 }
 

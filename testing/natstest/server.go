@@ -131,9 +131,11 @@ func (s *Server) started(addr string) {
 }
 
 // Stop shuts the server down and waits until it has; clients see the
-// connection drop (unless it is frozen: then they see nothing until Thaw),
-// and new connections are reset until Start. Stopping a stopped server does
-// nothing.
+// connection drop, and new connections are reset until Start. A client whose
+// connection is frozen (Freeze, FreezeReplies) sees nothing until Thaw, and
+// then a reset: what the server sent that the freeze held is lost with the
+// server, like an acknowledgement lost on the way. Stopping a stopped server
+// does nothing.
 func (s *Server) Stop() {
 	if !s.running {
 		return
