@@ -3,6 +3,7 @@ package natstest
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func newEmbedded(t testing.TB, spec serverSpec) *embedded {
 	}}
 	if spec.cfg.jetStream || spec.cluster != nil {
 		e.opts.JetStream = true
-		e.opts.StoreDir = t.TempDir()
+		e.opts.StoreDir = jetStreamStoreDir(t)
 	}
 	if c := spec.cluster; c != nil {
 		e.opts.Cluster = server.ClusterOpts{
@@ -93,4 +94,31 @@ func (e *embedded) varz() (*server.Varz, error) {
 		return nil, fmt.Errorf("server stopped")
 	}
 	return e.srv.Varz(nil)
+}
+
+// jetStreamStoreDir makes a JetStream store directory removed when the test ends.
+// t.TempDir is not used: nats-server's file store can still be writing
+// consumer state for a moment after Shutdown returns, and t.TempDir's single
+// RemoveAll then fails the test with "directory not empty". The cleanup here
+// retries for a few seconds instead.
+func jetStreamStoreDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "natstest-js-")
+	if err != nil {
+		t.Fatalf("natstest: JetStream store directory: %v", err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("natstest: remove JetStream store %s: %v", dir, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir
 }
