@@ -483,12 +483,10 @@ func errString(err error) string {
 
 func TestSlowStateSubscriberNeverBlocksAndSeesThePresent(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	const restarts = 12 // two events each: more than a subscriber's buffer
-	// A restart takes about a second on the container backend.
-	ctx, cancel := context.WithTimeout(context.Background(), restarts*waitTimeout)
-	defer cancel()
+	ctx := testContext(t)
 	neverRead := tc.Client.StateChanges(ctx)
 	events := tc.Client.StateChanges(ctx)
+	const restarts = 12 // two events each: more than a subscriber's buffer
 	for range restarts {
 		tc.Server.Restart()
 		waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))

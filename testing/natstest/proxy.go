@@ -12,10 +12,11 @@ import (
 // (v2.5.0 could run in-process) for three reasons:
 //
 //   - Freeze must hold data, not drop it. toxiproxy's nearest toxic, "timeout"
-//     with 0, discards what passes while it is active, so a Thaw would silently
-//     lose a client's PING or a publish; here a frozen direction simply stops
-//     writing, the bytes wait in our buffer and the kernel's, and Thaw delivers
-//     them in order.
+//     with 0, discards what passes while it is active (Shopify/toxiproxy#168:
+//     it reads and drops, and the connection must be closed when the toxic
+//     goes), so a Thaw would silently lose a client's PING or a publish; here
+//     a frozen direction simply stops writing, the bytes wait in our buffer
+//     and the kernel's, and Thaw delivers them in order.
 //   - FreezeReplies (hold server→client while client→server flows, a lost
 //     acknowledgement) is one flag here; in toxiproxy it is a downstream-only
 //     toxic of the same dropping kind.
