@@ -291,4 +291,32 @@ func TestConsumeBadArgumentsAndMissingStream(t *testing.T) {
 	}
 	cancel()
 	receive(t, cons.Done(), "consumption stopped by its context")
+
+	// Closing the client stops it too, and a KVStore watcher, with no
+	// goroutine left behind (goleak checks at the end of the package).
+	cons, err = tc.Client.Consume(ctx, "S", "c", handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.Client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	bucket, err := tc.Client.KeyValueBucket(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := tc.Client.NewKVStore(bucket).Watch(ctx, ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Close()
+	receive(t, cons.Done(), "consumption stopped by Close")
+	deadline := time.After(waitTimeout)
+	for open := true; open; {
+		select {
+		case _, open = <-w.Updates():
+		case <-deadline:
+			t.Fatal("watcher's Updates not closed by Close")
+		}
+	}
 }
