@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -335,8 +336,16 @@ func transient(err error) bool {
 		isTransportFailure(err)
 }
 
-// newMsgID returns a random message ID for the Nats-Msg-Id header.
-func newMsgID() string { return "natsclient-" + crand.Text() }
+// msgIDPrefix makes message IDs unique across processes (130 random bits,
+// drawn once), and msgIDSeq within this one: a message ID costs an atomic
+// add, not a read of the system's random source per write.
+var (
+	msgIDPrefix = "natsclient-" + crand.Text() + "-"
+	msgIDSeq    atomic.Uint64
+)
+
+// newMsgID returns a new message ID for the Nats-Msg-Id header.
+func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }
 
 // backoff is the wait before retry number attempt (1 for the first retry):
 // base doubled for each earlier retry, capped at 64×base, spread with
