@@ -37,7 +37,7 @@ func (l matchLogger) Printf(format string, v ...any) {
 // lostAckHarness is a client whose KV requests time out after 1s, a bucket,
 // and the log line that says a write got no acknowledgement.
 type lostAckHarness struct {
-	tc      *natstest.TestClient
+	srv     *natstest.Server // the server the client talks to, and faults
 	bucket  jetstream.KeyValue
 	kv      *natsclient.KVStore
 	noAck   chan string
@@ -64,7 +64,7 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig, opts ...natsc
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &lostAckHarness{tc: tc, bucket: bucket, kv: kv, noAck: log.lines, direct: direct, counter: "counter"}
+	h := &lostAckHarness{srv: tc.Server, bucket: bucket, kv: kv, noAck: log.lines, direct: direct, counter: "counter"}
 	if _, err := direct.Put(testContext(t), h.counter, []byte(`{"n":0}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func (h *lostAckHarness) increment(t *testing.T, fault, afterWrite, duringFault 
 	line := receive(t, h.noAck, "log line of a write without acknowledgement")
 	t.Logf("client: %s", line)
 	duringFault()
-	h.tc.Server.Thaw()
+	h.srv.Thaw()
 	return receive(t, result, "UpdateJSON's result"), calls.Load()
 }
 
@@ -124,7 +124,7 @@ func (h *lostAckHarness) value(t *testing.T) int {
 func TestKVLostAcknowledgementIsFoundStoredNotAppliedTwice(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "lostack"})
 	// The write reaches the server and is stored; its acknowledgement is held.
-	err, calls := h.increment(t, h.tc.Server.FreezeReplies, nop, nop)
+	err, calls := h.increment(t, h.srv.FreezeReplies, nop, nop)
 	if err != nil {
 		t.Fatalf("UpdateJSON = %v, want success found by reading back", err)
 	}
@@ -140,7 +140,7 @@ func TestKVWriteHeldBothWaysIsStoredOnce(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "frozen"})
 	// Nothing reaches the server until Thaw; the held write and any resend
 	// then arrive, and only one of them may be stored.
-	err, calls := h.increment(t, h.tc.Server.Freeze, nop, nop)
+	err, calls := h.increment(t, h.srv.Freeze, nop, nop)
 	if err != nil {
 		t.Fatalf("UpdateJSON = %v", err)
 	}
@@ -154,7 +154,7 @@ func TestKVWriteOvertakenWhileHeldIsRetriedOnTheNewValue(t *testing.T) {
 	// Our write is held; meanwhile another writer updates the counter with
 	// compare-and-swap. Ours can then never be stored (it expects the old
 	// revision), so the store must read again and call fn on the new value.
-	err, calls := h.increment(t, h.tc.Server.Freeze, nop, func() {
+	err, calls := h.increment(t, h.srv.Freeze, nop, func() {
 		ctx := testContext(t)
 		e, err := h.direct.Get(ctx, h.counter)
 		if err != nil {
@@ -177,7 +177,7 @@ func TestKVUnknownOutcomeWhenHistoryNoLongerTells(t *testing.T) {
 	// Our write is stored but its acknowledgement held; two plain puts then
 	// overwrite it, before the client looks, and with History 1 nothing says
 	// whether ours was there.
-	err, calls := h.increment(t, h.tc.Server.FreezeReplies, func() {
+	err, calls := h.increment(t, h.srv.FreezeReplies, func() {
 		ctx := testContext(t)
 		eventually(t, "our write stored", func() bool { return h.value(t) == 1 })
 		for _, v := range []string{`{"n":50}`, `{"n":60}`} {
@@ -204,13 +204,13 @@ func TestKVUnknownOutcomeWhenHistoryNoLongerTells(t *testing.T) {
 func TestKVPutWithLostAcknowledgementIsStoredOnce(t *testing.T) {
 	h := newLostAckHarness(t, jetstream.KeyValueConfig{Bucket: "puts", History: 10})
 	done := make(chan error, 1)
-	h.tc.Server.FreezeReplies()
+	h.srv.FreezeReplies()
 	go func() {
 		_, err := h.kv.Put(context.Background(), "p", []byte("once"))
 		done <- err
 	}()
 	receive(t, h.noAck, "log line of a put without acknowledgement")
-	h.tc.Server.Thaw()
+	h.srv.Thaw()
 	if err := receive(t, done, "Put's result"); err != nil {
 		t.Fatalf("Put = %v", err)
 	}
@@ -227,7 +227,7 @@ func TestKVBreakerOpeningDuringAnUnansweredWriteFailsFastAsUnknown(t *testing.T)
 	// breaker opens while the store tries to find out whether the write was
 	// stored. It must say so at once, not retry until its 20s Timeout.
 	start := time.Now()
-	err, calls := h.increment(t, h.tc.Server.FreezeReplies, nop, h.tc.Server.Stop)
+	err, calls := h.increment(t, h.srv.FreezeReplies, nop, h.srv.Stop)
 	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) || !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("UpdateJSON = %v, want ErrKVUnknownOutcome and ErrCircuitOpen", err)
 	}

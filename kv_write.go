@@ -56,6 +56,9 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 	// hearing back; from then on the write's fate is decided by reading
 	// back, never by an error alone.
 	sent := false
+	// probed is set once the same message was sent again to ask the
+	// server's duplicate window, after reading back could not tell.
+	probed := false
 	for attempt := 1; ; attempt++ {
 		s, b, err := kv.bucket.bind(ctx)
 		if err != nil {
@@ -115,7 +118,16 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 				"the key moved on to revision %d through another write, so ours (expecting %d, lost acknowledgement) was not stored: %w",
 				rev, req.expected, sentinel))
 		case outcomeUnknown:
-			return 0, kv.unknownOutcome(req, id, "", err)
+			if probed || ctx.Err() != nil {
+				return 0, kv.unknownOutcome(req, id, "", err)
+			}
+			// Ask the server once more with the very same message. It can
+			// no longer be stored (the key moved past its expected
+			// revision), but a clustered stream checks its duplicate window
+			// first and answers "duplicate" with the stored copy's revision
+			// if it has our ID. A single server checks the revision first;
+			// its refusal only leads back here.
+			probed = true
 		}
 		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
 			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", werr)
