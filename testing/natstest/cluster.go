@@ -79,8 +79,10 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 }
 
 // metaReady returns the meta leader's index once the leader sees every other
-// member as a current peer, or -1: an R3 stream created before that can be
-// refused with "no suitable peers for placement".
+// member as a current peer and can place a stream on all of them, or -1: an
+// R3 stream created before that is refused with "no suitable peers for
+// placement, peer offline" (the leader places only on peers whose JetStream
+// statistics it has received, which comes a little after they are current).
 func (c *Cluster) metaReady() int {
 	for i, s := range c.servers {
 		info, err := s.backend.jsz(&server.JSzOptions{})
@@ -93,7 +95,7 @@ func (c *Cluster) metaReady() int {
 				current++
 			}
 		}
-		if current == len(c.servers)-1 {
+		if current == len(c.servers)-1 && s.backend.placeable(len(c.servers)) {
 			return i
 		}
 	}

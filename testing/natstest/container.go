@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
@@ -179,6 +181,36 @@ func (c *container) varz() (*server.Varz, error) {
 		return nil, err
 	}
 	return &v, nil
+}
+
+// placeable creates and deletes an in-memory stream with n replicas (at
+// most 5) through a connection of its own: no monitoring endpoint tells
+// which peers the leader would place on. Where the probe cannot connect (the
+// test set up authorization), it does not hold the cluster back.
+func (c *container) placeable(n int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr, err := c.endpoint(ctx, clientPort)
+	if err != nil {
+		return false
+	}
+	nc, err := nats.Connect("nats://"+addr, nats.Timeout(2*time.Second), nats.NoReconnect())
+	if err != nil {
+		return true
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	const probe = "natstest_placement_probe"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: probe, Subjects: []string{"_natstest.placement.probe"},
+		Replicas: min(n, 5), Storage: jetstream.MemoryStorage,
+	}); err != nil {
+		return false
+	}
+	return js.DeleteStream(ctx, probe) == nil
 }
 
 // monitorGet reads a monitoring endpoint's JSON answer into v (nil: only the

@@ -122,3 +122,8 @@ func jetStreamStoreDir(t testing.TB) string {
 	})
 	return dir
 }
+
+// placeable asks the leader which peers it would place on.
+func (e *embedded) placeable(n int) bool {
+	return e.srv != nil && len(e.srv.JetStreamClusterPeers()) >= n
+}

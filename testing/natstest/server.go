@@ -35,6 +35,9 @@ type backend interface {
 	kind() Backend
 	// jsz reads the server's JetStream monitoring report, as /jsz does.
 	jsz(opts *server.JSzOptions) (*server.JSInfo, error)
+	// placeable reports whether this server, the meta leader, can place a
+	// stream with n replicas now.
+	placeable(n int) bool
 	// varz reads the server's general monitoring report, as /varz does.
 	varz() (*server.Varz, error)
 	// natsServer is the in-process server, or nil.
