@@ -489,7 +489,9 @@ func TestSlowStateSubscriberNeverBlocksAndSeesThePresent(t *testing.T) {
 	const restarts = 12 // two events each: more than a subscriber's buffer
 	for range restarts {
 		tc.Server.Restart()
-		waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+		// Only the return to connected is awaited: this reader can fall
+		// behind too (a container restart is slow and the breaker moves
+		// meanwhile), and then it sees the present, not each step.
 		waitEvent(t, events, "connected", toState(natsclient.StateConnected))
 	}
 	ev := receive(t, neverRead, "first event for the slow subscriber")
