@@ -114,6 +114,12 @@ func stateFanout(b *testing.B, subscribers int) {
 	slices.Sort(gaps)
 	b.ReportMetric(float64(gaps[len(gaps)/2].Nanoseconds()), "ns/event")
 	b.ReportMetric(float64(gaps[0].Nanoseconds()), "min-ns/event")
+	// The reading subscriber may get Connected while the supervisor is still
+	// handing it to the others. A command is taken only between two loop
+	// iterations: once one has been taken, the delivery is complete.
+	barrier, stop := context.WithCancel(context.Background())
+	c.StateChanges(barrier)
+	stop()
 	for i, ch := range silent {
 		checkPresent(b, i, ch)
 	}
