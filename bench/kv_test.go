@@ -196,11 +196,18 @@ func rawJS(tb testing.TB, r *kvRig) jetstream.JetStream {
 	return js
 }
 
+// Message IDs made as the store makes its own: a random per-process prefix
+// and a counter.
+var (
+	idPrefix = "natsclient-" + crand.Text() + "-"
+	idSeq    atomic.Uint64
+)
+
 // idMsg is a write to key with a message ID made as the store makes its own,
 // and, when expected is set, the revision the key must be at.
 func idMsg(key string, expected *uint64) *nats.Msg {
 	m := &nats.Msg{Subject: "$KV." + kvBucket + "." + key, Data: kvValue, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, "natsclient-"+crand.Text())
+	m.Header.Set(jetstream.MsgIDHeader, idPrefix+strconv.FormatUint(idSeq.Add(1), 36))
 	if expected != nil {
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*expected, 10))
 	}
