@@ -8,8 +8,19 @@
 //		...
 //	}
 //
-// The server is nats-server itself, run in-process on a random port with its
-// JetStream store in t.TempDir().
+// The server is nats-server itself.
+//
+// # Backends
+//
+// Embedded runs it in the test process, on a random port, with its JetStream
+// store in t.TempDir(). Container runs it in Docker through testcontainers-go,
+// from NATSTEST_IMAGE, WithImage, or an image the harness builds offline from
+// the nats-server version in go.mod (natstest/nats-server:<version>, FROM
+// scratch, built once per machine). WithBackend chooses, else the variable
+// NATSTEST_BACKEND ("embedded", "container", "auto"); without a Docker engine
+// Container skips the test, saying so, and Auto falls back to Embedded. The
+// same tests run on both: Server.Varz and NumClients read either, while
+// NATSServer is the in-process server only.
 //
 // # Faults
 //
@@ -26,4 +37,11 @@
 //   - CutConnections: every client connection is reset at once.
 //
 // DirectURL bypasses the proxy, for observers that must not suffer the fault.
+//
+// # Clusters
+//
+// NewCluster starts n servers routed into one JetStream cluster, each behind
+// its own proxy, and returns once a stream can be placed on all of them. URLs
+// is what natsclient.NewClient takes; Server(i) takes faults; MetaLeader and
+// StreamLeader say which member leads.
 package natstest
