@@ -128,6 +128,9 @@ func (c *Client) NewKVStore(bucket jetstream.KeyValue, opts ...func(*KVOptions))
 		// A bucket from another connection: keep its name, bind to ours.
 		kv.bucket = c.newBucketHandle(bucket.Bucket())
 	}
+	if kv.err == nil && kv.bucket.name != "" {
+		kv.err = ValidateBucketName(kv.bucket.name)
+	}
 	return kv
 }
 
