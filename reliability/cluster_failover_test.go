@@ -61,7 +61,7 @@ func TestClusterFailover(t *testing.T) {
 	if _, err := kv.PutJSON(ctx, "count", map[string]int{"N": 0}); err != nil {
 		t.Fatal(err)
 	}
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 
 	var (
 		succeeded atomic.Int64

@@ -35,7 +35,7 @@ func TestCutConnectionsDuringStreamBurst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 
 	var (
 		acked    atomic.Int64

@@ -45,7 +45,7 @@ func TestFreeze(t *testing.T) {
 	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 
 	frozeAt := time.Now()
 	tc.Server.Freeze()

@@ -54,6 +54,41 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 	return awaitMatch(t, ch, what, nil)
 }
 
+// recordEvents subscribes to c's state changes and keeps every one until the
+// test reads it. A goroutine moves each event at once from the client's
+// channel into a large buffer: a test that is busy in a blocking fault (a
+// container takes seconds to restart, while the breaker emits an event per
+// probe) would otherwise let the 16 events a subscriber may leave unread
+// overflow, and the client would rightly drop the old event the test waits
+// for. The recording ends with the test or when the client closes.
+func recordEvents(t testing.TB, c *natsclient.Client) <-chan natsclient.StateChange {
+	ctx, cancel := context.WithCancel(context.Background())
+	src := c.StateChanges(ctx)
+	out := make(chan natsclient.StateChange, 4096)
+	done := make(chan struct{})
+	missed := 0
+	go func() {
+		defer close(done)
+		defer close(out)
+		for ev := range src {
+			missed += ev.Missed
+			select {
+			case out <- ev:
+			default:
+				missed++
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if missed > 0 {
+			t.Logf("state events missed by the recorder: %d", missed)
+		}
+	})
+	return out
+}
+
 // toState matches a change of the connection state into s.
 func toState(s natsclient.State) func(natsclient.StateChange) bool {
 	return func(ev natsclient.StateChange) bool { return ev.To == s && ev.From != s }

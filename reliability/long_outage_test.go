@@ -68,7 +68,7 @@ func TestLongOutage(t *testing.T) {
 	}
 	everything("before")
 
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 	tc.Server.Stop()
 	waitEvent(t, events, "connection lost", toState(natsclient.StateReconnecting))
 	// A long outage: the breaker opens, probes while the server is still

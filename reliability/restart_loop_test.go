@@ -25,7 +25,7 @@ func TestRestartLoop(t *testing.T) {
 	tc := natstest.NewTestClient(t)
 	c := tc.Client
 	ctx := testContext(t)
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 
 	var newest atomic.Int64 // highest sequence number the subscriber has seen
 	got := make(chan struct{}, 1)

@@ -325,7 +325,7 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) {
 	before := totalConnections(t, srv)
 	c := newClient(t, url, securityClientOptions(r.opts...)...)
 	ctx := testContext(t)
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 	start := time.Now()
 	err := c.Connect(ctx)
 	took := time.Since(start)
@@ -457,7 +457,7 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events := c.StateChanges(ctx)
+	events := recordEvents(t, c)
 	first.Stop()
 	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
 
