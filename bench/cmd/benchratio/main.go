@@ -122,7 +122,7 @@ func run(rounds, repeats int, benchtime, slowtime, only, keep string, out io.Wri
 			res.parse(&buf, round)
 		}
 	}
-	fmt.Fprintf(out, "Machine: %d CPUs; load average %s before the run and %s after (1, 5, 15 minutes).\n",
+	fmt.Fprintf(out, "Machine: %d CPUs; load average %s before the run and %s after (1, 5, 15 minutes).\n\n",
 		runtime.NumCPU(), loadBefore, loadAverage())
 	fmt.Fprintf(out, "%d rounds of %d alternating raw/client pairs at -benchtime %s (calls); %d rounds at %s (restarts, fan-out, footprint).\n\n",
 		rounds, repeats, benchtime, rounds, slowtime)
