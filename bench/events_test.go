@@ -55,13 +55,13 @@ func isTo(s natsclient.State) func(timedEvent) bool {
 // the supervisor never waits on a subscriber and never loses the present.
 func BenchmarkStateFanout(b *testing.B) {
 	for _, n := range []int{1, 1000} {
-		b.Run(fmt.Sprintf("%d/client", n), func(b *testing.B) { stateFanout(b, n) })
+		b.Run(fmt.Sprintf("%d/client", n), func(b *testing.B) { stateFanout(benchMeter(b), n) })
 	}
 }
 
-func stateFanout(b *testing.B, subscribers int) {
-	srv := newServer(b, false)
-	c := dialClient(b, srv.URL(),
+func stateFanout(m *meter, subscribers int) {
+	srv := newServer(m, false)
+	c := dialClient(m, srv.URL(),
 		natsclient.WithCircuitBreakerThreshold(1),
 		natsclient.WithReconnectWait(5*time.Millisecond),
 		natsclient.WithMaxBackoff(20*time.Millisecond))
@@ -71,14 +71,14 @@ func stateFanout(b *testing.B, subscribers int) {
 	for i := range silent {
 		silent[i] = c.StateChanges(ctx)
 	}
-	events := readEvents(b, c)
+	events := readEvents(m, c)
 
 	// next reads the reading subscriber's next event, which must not report
 	// missed ones: it reads as fast as events come.
 	next := func() timedEvent {
-		ev := waitFor(b, events, "state event", func(timedEvent) bool { return true })
+		ev := waitFor(m, events, "state event", func(timedEvent) bool { return true })
 		if ev.Missed != 0 {
-			b.Fatalf("the reading subscriber missed %d events", ev.Missed)
+			m.Fatalf("the reading subscriber missed %d events", ev.Missed)
 		}
 		return ev
 	}
@@ -86,10 +86,10 @@ func stateFanout(b *testing.B, subscribers int) {
 	// racing the restart can put a breaker change elsewhere; a pair that is
 	// not the expected one is skipped, not counted.
 	var gaps []time.Duration
-	b.ResetTimer()
-	for range b.N {
+	m.start()
+	for range m.n {
 		srv.Stop()
-		lost := waitFor(b, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
+		lost := waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
 		if opened := next(); opened.Breaker == natsclient.BreakerOpen && lost.Breaker == natsclient.BreakerClosed &&
 			opened.From == natsclient.StateReconnecting && opened.To == natsclient.StateReconnecting {
 			gaps = append(gaps, opened.At.Sub(lost.At))
@@ -105,15 +105,15 @@ func stateFanout(b *testing.B, subscribers int) {
 			}
 		}
 	}
-	b.StopTimer()
+	m.stop()
 	if len(gaps) == 0 {
-		b.Fatal("no pair of back-to-back events to measure")
+		m.Fatal("no pair of back-to-back events to measure")
 	}
 	// The median, not the mean: on a shared machine the supervisor is
 	// sometimes descheduled between two events, which is not delivery cost.
 	slices.Sort(gaps)
-	b.ReportMetric(float64(gaps[len(gaps)/2].Nanoseconds()), "ns/event")
-	b.ReportMetric(float64(gaps[0].Nanoseconds()), "min-ns/event")
+	m.report(float64(gaps[len(gaps)/2].Nanoseconds()), "ns/event")
+	m.report(float64(gaps[0].Nanoseconds()), "min-ns/event")
 	// The reading subscriber may get Connected while the supervisor is still
 	// handing it to the others. A command is taken only between two loop
 	// iterations: once one has been taken, the delivery is complete.
@@ -121,13 +121,13 @@ func stateFanout(b *testing.B, subscribers int) {
 	c.StateChanges(barrier)
 	stop()
 	for i, ch := range silent {
-		checkPresent(b, i, ch)
+		checkPresent(m, i, ch)
 	}
 }
 
 // checkPresent reads what a subscriber that never read holds: at most its
 // buffer, and the last event is the present (Connected).
-func checkPresent(b *testing.B, i int, ch <-chan natsclient.StateChange) {
+func checkPresent(tb testing.TB, i int, ch <-chan natsclient.StateChange) {
 	var last natsclient.StateChange
 	n := 0
 	for drained := false; !drained; {
@@ -139,7 +139,7 @@ func checkPresent(b *testing.B, i int, ch <-chan natsclient.StateChange) {
 		}
 	}
 	if n == 0 || last.To != natsclient.StateConnected {
-		b.Fatalf("silent subscriber %d: %d events, last %v->%v; want the present, Connected, last", i, n, last.From, last.To)
+		tb.Fatalf("silent subscriber %d: %d events, last %v->%v; want the present, Connected, last", i, n, last.From, last.To)
 	}
 }
 
@@ -151,33 +151,35 @@ func checkPresent(b *testing.B, i int, ch <-chan natsclient.StateChange) {
 // so the difference is what the client adds. Reported: raw-ms, client-ms and
 // extra-ms (client − raw), means over the iterations.
 func BenchmarkReconnect(b *testing.B) {
-	b.Run("both", func(b *testing.B) {
-		srv := newServer(b, false)
-		rawDown := make(chan time.Time, 16)
-		rawUp := make(chan time.Time, 16)
-		nc := dialRaw(b, srv.URL(), rawCallbacks(rawDown, rawUp)...)
-		c := dialClient(b, srv.URL())
-		events := readEvents(b, c)
-		var rawTotal, clientTotal time.Duration
-		b.ResetTimer()
-		for range b.N {
-			srv.Stop()
-			receive(b, rawDown, "raw disconnect")
-			waitFor(b, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
-			srv.Start()
-			accepting := time.Now()
-			rawAt := receive(b, rawUp, "raw reconnect")
-			up := waitFor(b, events, "Connected event", isTo(natsclient.StateConnected))
-			rawTotal += rawAt.Sub(accepting)
-			clientTotal += up.read.Sub(accepting)
-		}
-		b.StopTimer()
-		if !nc.IsConnected() {
-			b.Fatal("raw connection not connected at the end")
-		}
-		n := float64(b.N) * float64(time.Millisecond)
-		b.ReportMetric(float64(rawTotal)/n, "raw-ms")
-		b.ReportMetric(float64(clientTotal)/n, "client-ms")
-		b.ReportMetric(float64(clientTotal-rawTotal)/n, "extra-ms")
-	})
+	b.Run("both", func(b *testing.B) { reconnect(benchMeter(b)) })
+}
+
+func reconnect(m *meter) {
+	srv := newServer(m, false)
+	rawDown := make(chan time.Time, 16)
+	rawUp := make(chan time.Time, 16)
+	nc := dialRaw(m, srv.URL(), rawCallbacks(rawDown, rawUp)...)
+	c := dialClient(m, srv.URL())
+	events := readEvents(m, c)
+	var rawTotal, clientTotal time.Duration
+	m.start()
+	for range m.n {
+		srv.Stop()
+		receive(m, rawDown, "raw disconnect")
+		waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
+		srv.Start()
+		accepting := time.Now()
+		rawAt := receive(m, rawUp, "raw reconnect")
+		up := waitFor(m, events, "Connected event", isTo(natsclient.StateConnected))
+		rawTotal += rawAt.Sub(accepting)
+		clientTotal += up.read.Sub(accepting)
+	}
+	m.stop()
+	if !nc.IsConnected() {
+		m.Fatal("raw connection not connected at the end")
+	}
+	n := float64(m.n) * float64(time.Millisecond)
+	m.report(float64(rawTotal)/n, "raw-ms")
+	m.report(float64(clientTotal)/n, "client-ms")
+	m.report(float64(clientTotal-rawTotal)/n, "extra-ms")
 }

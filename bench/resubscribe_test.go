@@ -26,55 +26,70 @@ const resubscribeCount = 10000
 // the server is down do not open it: this measures re-subscribing, not the
 // breaker's backoff, which BenchmarkReconnect covers.
 func BenchmarkResubscribe(b *testing.B) {
-	subjects := make([]string, resubscribeCount)
+	subjects := resubscribeSubjects(resubscribeCount)
+	b.Run(fmt.Sprint(resubscribeCount), func(b *testing.B) {
+		runPair(b,
+			func(b *testing.B) { rawResubscribe(benchMeter(b), subjects) },
+			func(b *testing.B) { clientResubscribe(benchMeter(b), subjects) })
+	})
+}
+
+func resubscribeSubjects(n int) []string {
+	subjects := make([]string, n)
 	for i := range subjects {
 		subjects[i] = fmt.Sprintf("bench.resub.%d", i)
 	}
-	b.Run(fmt.Sprint(resubscribeCount), func(b *testing.B) {
-		runPair(b, func(b *testing.B) {
-			srv := newServer(b, false)
-			down := make(chan time.Time, 16)
-			up := make(chan time.Time, 16)
-			nc := dialRaw(b, srv.URL(), rawCallbacks(down, up)...)
-			var got atomic.Int64
-			all := make(chan struct{}, 1)
-			handler := countTo(&got, all)
-			for _, s := range subjects {
-				if _, err := nc.Subscribe(s, handler); err != nil {
-					b.Fatal(err)
-				}
-			}
-			resubscribe(b, srv, subjects, &got, all, restartSide{
-				lost:      func() { receive(b, down, "raw disconnect") },
-				connected: func() { receive(b, up, "raw reconnect") },
-				flush:     nc.Flush,
-			})
-		}, func(b *testing.B) {
-			srv := newServer(b, false)
-			c := dialClient(b, srv.URL(),
-				natsclient.WithMaxReconnects(0),
-				natsclient.WithCircuitBreakerThreshold(1000))
-			events := readEvents(b, c)
-			var got atomic.Int64
-			all := make(chan struct{}, 1)
-			handler := countTo(&got, all)
-			for _, s := range subjects {
-				if _, err := c.Subscribe(s, handler); err != nil {
-					b.Fatal(err)
-				}
-			}
-			resubscribe(b, srv, subjects, &got, all, restartSide{
-				lost: func() { waitFor(b, events, "Reconnecting event", isTo(natsclient.StateReconnecting)) },
-				connected: func() {
-					waitFor(b, events, "Connected event", isTo(natsclient.StateConnected))
-				},
-				flush: func() error { return c.Flush(context.Background()) },
-			})
-			if st := c.Stats(); st.Connections != uint64(b.N)+1 {
-				b.Fatalf("client dialled %d connections in %d restarts; each restart should need a new one", st.Connections, b.N)
-			}
-		})
+	return subjects
+}
+
+// rawResubscribe is the raw side: nats.go's own reconnect resends its
+// subscriptions.
+func rawResubscribe(m *meter, subjects []string) {
+	srv := newServer(m, false)
+	down := make(chan time.Time, 16)
+	up := make(chan time.Time, 16)
+	nc := dialRaw(m, srv.URL(), rawCallbacks(down, up)...)
+	var got atomic.Int64
+	all := make(chan struct{}, 1)
+	handler := countTo(&got, all, len(subjects))
+	for _, s := range subjects {
+		if _, err := nc.Subscribe(s, handler); err != nil {
+			m.Fatal(err)
+		}
+	}
+	resubscribe(m, srv, subjects, &got, all, restartSide{
+		lost:      func() { receive(m, down, "raw disconnect") },
+		connected: func() { receive(m, up, "raw reconnect") },
+		flush:     nc.Flush,
 	})
+}
+
+// clientResubscribe is the client side, made to dial a new connection on
+// every restart and subscribe everything again from its registry.
+func clientResubscribe(m *meter, subjects []string) {
+	srv := newServer(m, false)
+	c := dialClient(m, srv.URL(),
+		natsclient.WithMaxReconnects(0),
+		natsclient.WithCircuitBreakerThreshold(1000))
+	events := readEvents(m, c)
+	var got atomic.Int64
+	all := make(chan struct{}, 1)
+	handler := countTo(&got, all, len(subjects))
+	for _, s := range subjects {
+		if _, err := c.Subscribe(s, handler); err != nil {
+			m.Fatal(err)
+		}
+	}
+	resubscribe(m, srv, subjects, &got, all, restartSide{
+		lost: func() { waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting)) },
+		connected: func() {
+			waitFor(m, events, "Connected event", isTo(natsclient.StateConnected))
+		},
+		flush: func() error { return c.Flush(context.Background()) },
+	})
+	if st := c.Stats(); st.Connections != uint64(m.n)+1 {
+		m.Fatalf("client dialled %d connections in %d restarts; each restart should need a new one", st.Connections, m.n)
+	}
 }
 
 // restartSide is how one side's connection is watched through a restart.
@@ -84,11 +99,10 @@ type restartSide struct {
 	flush     func() error
 }
 
-// countTo returns a handler that signals all when got reaches
-// resubscribeCount.
-func countTo(got *atomic.Int64, all chan<- struct{}) nats.MsgHandler {
+// countTo returns a handler that signals all when got reaches n.
+func countTo(got *atomic.Int64, all chan<- struct{}, n int) nats.MsgHandler {
 	return func(*nats.Msg) {
-		if got.Add(1) == resubscribeCount {
+		if got.Add(1) == int64(n) {
 			all <- struct{}{}
 		}
 	}
@@ -97,10 +111,10 @@ func countTo(got *atomic.Int64, all chan<- struct{}) nats.MsgHandler {
 // resubscribe runs the restart loop for one side. After the side reports
 // being connected, a flush makes sure the server has its subscriptions before
 // a fresh connection publishes one message to each subject.
-func resubscribe(b *testing.B, srv *benchServer, subjects []string, got *atomic.Int64, all chan struct{}, side restartSide) {
+func resubscribe(m *meter, srv *benchServer, subjects []string, got *atomic.Int64, all chan struct{}, side restartSide) {
 	var upTotal, recvTotal time.Duration
-	b.ResetTimer()
-	for range b.N {
+	m.start()
+	for range m.n {
 		srv.Stop()
 		side.lost()
 		srv.Start()
@@ -108,27 +122,27 @@ func resubscribe(b *testing.B, srv *benchServer, subjects []string, got *atomic.
 		side.connected()
 		upTotal += time.Since(accepting)
 		if err := side.flush(); err != nil {
-			b.Fatal(err)
+			m.Fatal(err)
 		}
 		got.Store(0)
 		pub, err := nats.Connect(srv.URL())
 		if err != nil {
-			b.Fatal(err)
+			m.Fatal(err)
 		}
 		for _, s := range subjects {
 			if err := pub.Publish(s, nil); err != nil {
-				b.Fatal(err)
+				m.Fatal(err)
 			}
 		}
 		if err := pub.Flush(); err != nil {
-			b.Fatal(err)
+			m.Fatal(err)
 		}
-		receive(b, all, "a message on every subscription")
+		receive(m, all, "a message on every subscription")
 		recvTotal += time.Since(accepting)
 		pub.Close()
 	}
-	b.StopTimer()
-	n := float64(b.N) * float64(time.Millisecond)
-	b.ReportMetric(float64(upTotal)/n, "ms/connected")
-	b.ReportMetric(float64(recvTotal)/n, "ms/receiving")
+	m.stop()
+	n := float64(m.n) * float64(time.Millisecond)
+	m.report(float64(upTotal)/n, "ms/connected")
+	m.report(float64(recvTotal)/n, "ms/receiving")
 }

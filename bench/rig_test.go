@@ -238,3 +238,41 @@ func rawCallbacks(down, up chan<- time.Time) []nats.Option {
 		nats.ReconnectHandler(func(*nats.Conn) { send(up) }),
 	}
 }
+
+// meter is what a measurement needs from whatever runs it: a benchmark, or a
+// sanity test that runs it once and checks what it reports.
+type meter struct {
+	testing.TB
+	n       int        // iterations
+	b       *testing.B // nil in a test
+	metrics map[string]float64
+}
+
+func benchMeter(b *testing.B) *meter {
+	return &meter{TB: b, n: b.N, b: b, metrics: map[string]float64{}}
+}
+
+func testMeter(t *testing.T, n int) *meter {
+	return &meter{TB: t, n: n, metrics: map[string]float64{}}
+}
+
+// start and stop bracket the measured part, as ResetTimer and StopTimer.
+func (m *meter) start() {
+	if m.b != nil {
+		m.b.ResetTimer()
+	}
+}
+
+func (m *meter) stop() {
+	if m.b != nil {
+		m.b.StopTimer()
+	}
+}
+
+// report records a metric and, in a benchmark, reports it.
+func (m *meter) report(v float64, unit string) {
+	m.metrics[unit] = v
+	if m.b != nil {
+		m.b.ReportMetric(v, unit)
+	}
+}

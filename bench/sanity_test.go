@@ -129,3 +129,39 @@ func counter(t *testing.T, r *kvRig, key string) float64 {
 	n, _ := m["n"].(float64)
 	return n
 }
+
+// The restart measurements run once each, small, and must report what the
+// benchmarks report; each also fails by itself when what it measures goes
+// wrong (a missed event, a subscriber not holding the present, a
+// subscription that does not receive again, a client that did not dial).
+func TestRestartMeasurementsWork(t *testing.T) {
+	check := func(t *testing.T, m *meter, units ...string) {
+		t.Helper()
+		for _, u := range units {
+			if v, ok := m.metrics[u]; !ok || v <= 0 {
+				t.Errorf("%s = %v (reported: %t), want a positive measurement", u, v, ok)
+			}
+		}
+	}
+	t.Run("StateFanout", func(t *testing.T) {
+		m := testMeter(t, 1)
+		stateFanout(m, 10)
+		check(t, m, "ns/event")
+	})
+	t.Run("Reconnect", func(t *testing.T) {
+		m := testMeter(t, 1)
+		reconnect(m)
+		check(t, m, "raw-ms", "client-ms")
+	})
+	subjects := resubscribeSubjects(50)
+	t.Run("Resubscribe/raw", func(t *testing.T) {
+		m := testMeter(t, 1)
+		rawResubscribe(m, subjects)
+		check(t, m, "ms/connected", "ms/receiving")
+	})
+	t.Run("Resubscribe/client", func(t *testing.T) {
+		m := testMeter(t, 2)
+		clientResubscribe(m, subjects)
+		check(t, m, "ms/connected", "ms/receiving")
+	})
+}
