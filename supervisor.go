@@ -403,12 +403,14 @@ func (s *supervisor) dialFailed(err error) {
 	if isPermanent(err) {
 		err = permanentError(url, err)
 		s.lastErr = err
-		s.replyConnect(err)
 		if !s.everConnected {
-			// Retrying cannot fix it; Connect has said so. Do not spin.
+			// Retrying cannot fix it; Connect says so. Do not spin. The
+			// state changes first, so Connect's caller sees it.
 			s.setState(StateDisconnected, err)
+			s.replyConnect(err)
 			return
 		}
+		s.replyConnect(err)
 	}
 	s.failure(err)
 	if !s.wantsConnection() {

@@ -16,12 +16,14 @@ import (
 // it while the server is stopped; its cluster port, which the other members
 // route to, is chosen once and kept.
 type embedded struct {
-	opts server.Options // the template each start uses
-	srv  *server.Server // nil while stopped
+	t     testing.TB
+	store string         // the JetStream store we made and remove in close
+	opts  server.Options // the template each start uses
+	srv   *server.Server // nil while stopped
 }
 
 func newEmbedded(t testing.TB, spec serverSpec) *embedded {
-	e := &embedded{opts: server.Options{
+	e := &embedded{t: t, opts: server.Options{
 		ServerName: spec.name,
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
@@ -35,7 +37,8 @@ func newEmbedded(t testing.TB, spec serverSpec) *embedded {
 	}}
 	if spec.cfg.jetStream || spec.cluster != nil {
 		e.opts.JetStream = true
-		e.opts.StoreDir = jetStreamStoreDir(t)
+		e.store = jetStreamStoreDir(t)
+		e.opts.StoreDir = e.store
 	}
 	if c := spec.cluster; c != nil {
 		e.opts.Cluster = server.ClusterOpts{
@@ -78,7 +81,12 @@ func (e *embedded) stop() {
 	e.srv = nil
 }
 
-func (e *embedded) close() { e.stop() }
+func (e *embedded) close() {
+	e.stop()
+	if e.store != "" {
+		removeStore(e.t, e.store)
+	}
+}
 
 func (e *embedded) natsServer() *server.Server { return e.srv }
 
@@ -96,31 +104,35 @@ func (e *embedded) varz() (*server.Varz, error) {
 	return e.srv.Varz(nil)
 }
 
-// jetStreamStoreDir makes a JetStream store directory removed when the test ends.
-// t.TempDir is not used: nats-server's file store can still be writing
-// consumer state for a moment after Shutdown returns, and t.TempDir's single
-// RemoveAll then fails the test with "directory not empty". The cleanup here
-// retries for a few seconds instead.
+// jetStreamStoreDir makes the JetStream store directory. The embedded
+// backend removes it in close, after the server has stopped: t.TempDir is not
+// used because its cleanup could run before the server's (cleanups run in
+// reverse order of registration), and because nats-server's file store can
+// still write consumer state for a moment after Shutdown returns, which made
+// t.TempDir's single RemoveAll fail with "directory not empty".
 func jetStreamStoreDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "natstest-js-")
 	if err != nil {
 		t.Fatalf("natstest: JetStream store directory: %v", err)
 	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := os.RemoveAll(dir)
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("natstest: remove JetStream store %s: %v", dir, err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
 	return dir
+}
+
+// removeStore removes the store directory, retrying for a few seconds while
+// the stopped server's last writes land.
+func removeStore(t testing.TB, dir string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := os.RemoveAll(dir)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("natstest: remove JetStream store %s: %v", dir, err)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // placeable asks the leader which peers it would place on.
