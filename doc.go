@@ -66,6 +66,18 @@
 // ErrInvalidArgument, ErrPermanent) and nats.go's (nats.ErrNoResponders,
 // nats.ErrMaxPayload, nats.ErrAuthorization, ...).
 //
+// # JetStream and Key-Value
+//
+// CreateStream, PublishToStream, Consume, CreateKeyValueBucket and NewKVStore
+// go through the same breaker. The handles they return keep names, not
+// connections, and rebind when the supervisor dials a new connection. A
+// KVStore's UpdateJSON, UpdateJSONAs and UpdateWithRetry are read, modify,
+// compare-and-swap loops retried on conflict; each write carries a message ID,
+// and after a lost acknowledgement the store reads back whether the write was
+// stored before it calls the update function again, returning
+// ErrKVUnknownOutcome when that cannot be known rather than applying a change
+// twice.
+//
 // # Testing
 //
 // Package github.com/c360/natsclient/testing/natstest starts a real NATS
