@@ -1,15 +1,67 @@
 package reliability_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// FuzzKVKeyRoundTrip checks key validation against a real bucket (the root
+// package's FuzzValidateKey checks it against jetstream's own rule): a key
+// ValidateKey accepts is stored and read back intact by a KVStore on an
+// embedded server, and one it refuses is refused by the store before
+// anything is sent, with an error naming the key.
+func FuzzKVKeyRoundTrip(f *testing.F) {
+	for _, k := range []string{"a", "services.processor", "a/b=c_d-e", "A.0.z", ".a", "a.", "a..b", "a b", "*", ">", "a.>", "ü", "", "a\x00"} {
+		f.Add(k)
+	}
+	tc := natstest.NewTestClient(f, natstest.WithJetStream())
+	setup, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bucket, err := tc.Client.CreateKeyValueBucket(setup, jetstream.KeyValueConfig{Bucket: "keys", History: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	kv := tc.Client.NewKVStore(bucket)
+
+	f.Fuzz(func(t *testing.T, key string) {
+		if len(key) > 1024 {
+			return // a key is a subject token: the server's control line bounds it
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		value := []byte("value of " + key)
+		rev, err := kv.Put(ctx, key, value)
+		if verr := natsclient.ValidateKey(key); verr != nil {
+			if !errors.Is(err, natsclient.ErrInvalidArgument) || !errors.Is(err, jetstream.ErrInvalidKey) ||
+				!strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
+				t.Fatalf("Put with the refused key %q = %v, want ErrInvalidArgument and ErrInvalidKey naming the key", key, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Put with the accepted key %q: %v", key, err)
+		}
+		entry, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("Get(%q) after Put: %v", key, err)
+		}
+		if entry.Key() != key || !bytes.Equal(entry.Value(), value) || entry.Revision() != rev {
+			t.Fatalf("Get(%q) = key %q, value %q, revision %d; want what Put stored at revision %d",
+				key, entry.Key(), entry.Value(), entry.Revision(), rev)
+		}
+	})
+}
 
 // FuzzUpdateJSONStoredBytes stores arbitrary bytes under a key of a real
 // bucket and runs KVStore.UpdateJSON on them. When the bytes are a JSON
