@@ -24,15 +24,29 @@ const (
 	testTimeout       = 2 * time.Second
 )
 
+// On the container backend a restart keeps the server away for a second or
+// more, not milliseconds; the embedded defaults would make the client retry
+// (two state events per try) often enough to overflow a state subscriber's
+// buffer during one outage. These keep the number of tries per outage about
+// what it is on the embedded backend.
+const (
+	containerReconnectWait = 100 * time.Millisecond
+	containerMaxBackoff    = time.Second
+)
+
 // NewTestClient starts a server (see NewServer) and returns a client connected
 // to it. Both are closed when the test ends; Close closes the client earlier.
 func NewTestClient(t testing.TB, opts ...Option) *TestClient {
 	t.Helper()
 	srv := NewServer(t, opts...)
 	cfg := newConfig(opts)
+	wait, backoff := testReconnectWait, testMaxBackoff
+	if srv.Backend() == Container {
+		wait, backoff = containerReconnectWait, containerMaxBackoff
+	}
 	clientOpts := append([]natsclient.Option{
-		natsclient.WithReconnectWait(testReconnectWait),
-		natsclient.WithMaxBackoff(testMaxBackoff),
+		natsclient.WithReconnectWait(wait),
+		natsclient.WithMaxBackoff(backoff),
 		natsclient.WithTimeout(testTimeout),
 		natsclient.WithMaxReconnects(-1),
 	}, cfg.clientOptions...)
