@@ -103,7 +103,8 @@ func TestUnknownBackendFailsClearly(t *testing.T) {
 
 func TestContainersAndNetworksAreRemovedWhenATestFails(t *testing.T) {
 	natstest.NewServer(t, natstest.WithBackend(natstest.Container)) // skips without Docker
-	out, err := runHelper(t, "fail", natstest.BackendEnv+"=container")
+	run := fmt.Sprintf("removal-%d", time.Now().UnixNano())
+	out, err := runHelper(t, "fail", natstest.BackendEnv+"=container", natstest.RunEnv+"="+run)
 	if err == nil || !strings.Contains(out, "deliberate failure") {
 		t.Fatalf("helper should have failed deliberately, got %v:\n%s", err, out)
 	}
@@ -114,7 +115,7 @@ func TestContainersAndNetworksAreRemovedWhenATestFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	label := client.Filters{}.Add("label", "natstest=TestHelperProcess")
+	label := client.Filters{}.Add("label", "natstest.run="+run)
 	ctrs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: label})
 	if err != nil {
 		t.Fatal(err)

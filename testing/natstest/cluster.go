@@ -269,7 +269,7 @@ func newNetwork(t testing.TB) *testcontainers.DockerNetwork {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
 	defer cancel()
-	nw, err := network.New(ctx, network.WithLabels(map[string]string{containerLabel: t.Name()}))
+	nw, err := network.New(ctx, network.WithLabels(labels(t)))
 	if err != nil {
 		t.Fatalf("natstest: docker network: %v", err)
 	}

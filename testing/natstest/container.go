@@ -2,12 +2,16 @@ package natstest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,9 +35,32 @@ const (
 // remove).
 const containerTimeout = time.Minute
 
-// containerLabel marks everything the harness creates, so that a leak shows
-// in `docker ps -a --filter label=natstest`.
-const containerLabel = "natstest"
+// Labels on everything the harness creates: natstest=<test name>, so that a
+// leak shows in `docker ps -a --filter label=natstest`, and
+// natstest.run=<run>, which tells apart test processes running side by side.
+const (
+	containerLabel = "natstest"
+	runLabel       = "natstest.run"
+)
+
+// RunEnv names the environment variable that sets the natstest.run label
+// (default: random per process), so that a process can find what a test
+// process it started created.
+const RunEnv = "NATSTEST_RUN"
+
+var runID = sync.OnceValue(func() string {
+	if id := os.Getenv(RunEnv); id != "" {
+		return id
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+})
+
+// labels are the labels of a container or network made for t.
+func labels(t testing.TB) map[string]string {
+	return map[string]string{containerLabel: t.Name(), runLabel: runID()}
+}
 
 // container runs nats-server in a Docker container. The container is created
 // once and then stopped and started (docker stop/start), so its JetStream
@@ -82,7 +109,7 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithLogger(quietLogger{}),
 		testcontainers.WithExposedPorts(clientPort, monitorPort),
-		testcontainers.WithLabels(map[string]string{containerLabel: t.Name()}),
+		testcontainers.WithLabels(labels(t)),
 		// Ready when it accepts clients with JetStream on; checked again on
 		// every start. A cluster member is not waited on for a meta leader,
 		// which needs the others: NewCluster waits for that.
