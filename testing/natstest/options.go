@@ -49,7 +49,7 @@ func WithServerOptions(fn func(*server.Options)) Option {
 
 // WithBackend chooses where the server runs: Embedded, Container or Auto.
 // Without it, the environment variable NATSTEST_BACKEND decides ("embedded",
-// "container" or "auto"), and Embedded is the default (see defaultBackend).
+// "container" or "auto"), and Auto is the default (see defaultBackend).
 func WithBackend(b Backend) Option {
 	return func(c *config) { c.backend = b }
 }
