@@ -47,8 +47,10 @@ func isTo(s natsclient.State) func(timedEvent) bool {
 // events back to back: a lost connection (Reconnecting, then, with threshold
 // 1, the breaker opening) and a recovery (the breaker closing, then
 // Connected). The gap between the At times of such a pair is the time spent
-// delivering the first event to every subscriber, plus a few nanoseconds of
-// bookkeeping. Each iteration restarts the server and yields both gaps.
+// delivering the first event to every subscriber, plus the bookkeeping
+// between the two (publishing the next snapshot among it), which the run
+// with one subscriber measures. Each iteration restarts the server and
+// yields both gaps.
 //
 // The benchmark fails if the reading subscriber misses an event, or if a
 // subscriber that never reads holds anything but the present at the end:
