@@ -2,6 +2,7 @@ package natsclient_test
 
 import (
 	"context"
+	"github.com/c360/natsclient/testing/natstest"
 	"testing"
 	"time"
 
@@ -15,21 +16,7 @@ const waitTimeout = 15 * time.Second
 // deadline. It returns the matching event.
 func waitEvent(t *testing.T, events <-chan natsclient.StateChange, what string, match func(natsclient.StateChange) bool) natsclient.StateChange {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				t.Fatalf("state channel closed while waiting for %s", what)
-			}
-			if match(ev) {
-				return ev
-			}
-		case <-deadline.C:
-			t.Fatalf("no %s within %v", what, waitTimeout)
-		}
-	}
+	return natstest.Await(t, events, waitTimeout, what, match)
 }
 
 func toState(s natsclient.State) func(natsclient.StateChange) bool {
@@ -56,7 +43,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
-	case v := <-ch:
+	case v := <-ch: // a closed channel counts: Done channels signal by closing
 		return v
 	case <-time.After(waitTimeout):
 		t.Fatalf("no %s within %v", what, waitTimeout)

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"flag"
+	"github.com/c360/natsclient/testing/natstest"
 	"testing"
 	"time"
 
@@ -204,21 +205,7 @@ func (c cpuClock) report(b *testing.B) {
 // matching value.
 func waitFor[T any](tb testing.TB, ch <-chan T, what string, match func(T) bool) T {
 	tb.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case v, ok := <-ch:
-			if !ok {
-				tb.Fatalf("channel closed while waiting for %s", what)
-			}
-			if match(v) {
-				return v
-			}
-		case <-deadline.C:
-			tb.Fatalf("no %s within %v", what, waitTimeout)
-		}
-	}
+	return natstest.Await(tb, ch, waitTimeout, what, match)
 }
 
 // waitTimeout bounds every wait for an event.

@@ -68,7 +68,7 @@ func TestBreakerOpenFailsFast(t *testing.T) {
 func receive[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
-	case v := <-ch:
+	case v := <-ch: // a closed channel counts: Done channels signal by closing
 		return v
 	case <-time.After(waitTimeout):
 		t.Fatalf("no %s within %v", what, waitTimeout)

@@ -2,6 +2,7 @@ package reliability_test
 
 import (
 	"context"
+	"github.com/c360/natsclient/testing/natstest"
 	"runtime"
 	"testing"
 	"time"
@@ -25,21 +26,7 @@ func testContext(t testing.TB) context.Context {
 // waitTimeout.
 func awaitMatch[T any](t testing.TB, ch <-chan T, what string, match func(T) bool) T {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case v, ok := <-ch:
-			if !ok {
-				t.Fatalf("channel closed while waiting for %s", what)
-			}
-			if match == nil || match(v) {
-				return v
-			}
-		case <-deadline.C:
-			t.Fatalf("no %s within %v", what, waitTimeout)
-		}
-	}
+	return natstest.Await(t, ch, waitTimeout, what, match)
 }
 
 // waitEvent waits for the state event that satisfies match.

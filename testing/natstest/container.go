@@ -210,10 +210,8 @@ func (c *container) varz() (*server.Varz, error) {
 	return &v, nil
 }
 
-// placeable creates and deletes an in-memory stream with n replicas (at
-// most 5) through a connection of its own: no monitoring endpoint tells
-// which peers the leader would place on. Where the probe cannot connect (the
-// test set up authorization), it does not hold the cluster back.
+// placeable runs the placement probe against the container: no monitoring
+// endpoint tells which peers the leader would place on.
 func (c *container) placeable(n int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -221,7 +219,17 @@ func (c *container) placeable(n int) bool {
 	if err != nil {
 		return false
 	}
-	nc, err := nats.Connect("nats://"+addr, nats.Timeout(2*time.Second), nats.NoReconnect())
+	return placementProbe(ctx, "nats://"+addr, n)
+}
+
+// placementProbe creates and deletes an in-memory stream with n replicas (at
+// most 5) through a connection of its own to url: the only sure sign that
+// the meta leader can place a replicated stream now (a peer it has not yet
+// heard from by statsz counts as offline, even when it is routed and
+// current). Where the probe cannot connect (the test set up authorization),
+// it does not hold the cluster back.
+func placementProbe(ctx context.Context, url string, n int) bool {
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second), nats.NoReconnect())
 	if err != nil {
 		return true
 	}

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -135,7 +136,13 @@ func removeStore(t testing.TB, dir string) {
 	}
 }
 
-// placeable asks the leader which peers it would place on.
+// placeable reports whether this server, the meta leader, knows n peers and
+// can place a replicated stream on them now (see placementProbe).
 func (e *embedded) placeable(n int) bool {
-	return e.srv != nil && len(e.srv.JetStreamClusterPeers()) >= n
+	if e.srv == nil || len(e.srv.JetStreamClusterPeers()) < n {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return placementProbe(ctx, "nats://"+e.srv.Addr().String(), n)
 }
