@@ -55,8 +55,8 @@ type supervisor struct {
 	closeErr      error
 	finished      bool
 
-	trips, reconnects, connections uint64
-	pastStats                      Stats // counters of connections since replaced
+	reconnects, connections uint64
+	pastStats               Stats // counters of connections since replaced
 }
 
 func newSupervisor(c *Client) *supervisor {
