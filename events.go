@@ -44,29 +44,25 @@ func (w *watcher) deliver(ev StateChange) {
 	if len(w.ch) == 0 {
 		w.lagging = false
 	}
-	for {
-		if !w.lagging {
-			select {
-			case w.ch <- ev:
-				return
-			default:
-				w.lagging = true
-			}
-		}
-		for drained := false; !drained; {
-			select {
-			case old := <-w.ch:
-				ev.Missed += 1 + old.Missed
-			default:
-				drained = true
-			}
-		}
+	if !w.lagging {
 		select {
 		case w.ch <- ev:
 			return
-		default: // cannot happen: only the supervisor sends
+		default:
+			w.lagging = true
 		}
 	}
+	for drained := false; !drained; {
+		select {
+		case old := <-w.ch:
+			ev.Missed += 1 + old.Missed
+		default:
+			drained = true
+		}
+	}
+	// The buffer is empty and the supervisor is its only sender: this send
+	// cannot block.
+	w.ch <- ev
 }
 
 // StateChanges returns a channel of state and breaker changes, buffered for
