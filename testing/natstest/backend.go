@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"flag"
 	"os"
 	"sync"
 	"testing"
@@ -33,12 +34,41 @@ const BackendEnv = "NATSTEST_BACKEND"
 // Connected, which a lagging subscriber still sees.
 const defaultBackend = Auto
 
-var autoOnce sync.Once // Auto says once per process what it chose and why
+var (
+	autoOnce       sync.Once // Auto says once per process what it chose and why
+	fuzzWorkerOnce sync.Once // a fuzz worker says once why it runs embedded
+)
 
 // resolveBackend turns the configured or environment choice into Embedded or
 // Container. It skips the test when Container is asked for and no Docker
-// engine answers.
+// engine answers, and runs a fuzz worker's servers embedded.
 func resolveBackend(t testing.TB, cfg config) Backend {
+	t.Helper()
+	b := chooseBackend(t, cfg)
+	if b == Container && fuzzWorker() {
+		fuzzWorkerOnce.Do(func() {
+			t.Logf("natstest: this fuzz worker runs its servers embedded: go test stops a worker " +
+				"one second after fuzzing ends, before a container could be removed")
+		})
+		return Embedded
+	}
+	return b
+}
+
+// fuzzWorker reports whether this process is a worker of `go test -fuzz`.
+// When fuzzing ends the coordinator gives each worker one second to exit
+// and then interrupts it, so t.Cleanup may never run there: a container the
+// worker started would outlive it (testcontainers' reaper, which would catch
+// it, is off, see disableReaper). An in-process server dies with the process.
+// The coordinator, which runs the seed corpus, exits normally and keeps the
+// chosen backend.
+func fuzzWorker() bool {
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
+}
+
+// chooseBackend is resolveBackend before the fuzz worker rule.
+func chooseBackend(t testing.TB, cfg config) Backend {
 	t.Helper()
 	b := cfg.backend
 	if b == "" {
