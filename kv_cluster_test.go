@@ -19,8 +19,9 @@ import (
 // cluster, incrementing one JSON counter n times through UpdateJSON, while
 // during (if not nil) runs on the test goroutine once a quarter of the
 // increments are done. It returns the increments that reported success and
-// those whose outcome was reported unknown.
-func clusterCounter(t *testing.T, c *natstest.Cluster, bucket string, writers, n int, during func()) (ok, unknown int64) {
+// those whose outcome was reported unknown. requestTimeout is each client's
+// WithTimeout: how long one request may go unanswered.
+func clusterCounter(t *testing.T, c *natstest.Cluster, bucket string, writers, n int, requestTimeout time.Duration, during func()) (ok, unknown int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -33,7 +34,7 @@ func clusterCounter(t *testing.T, c *natstest.Cluster, bucket string, writers, n
 		errs      = make(chan error, writers)
 	)
 	for g := 0; g < writers; g++ {
-		client, err := natsclient.NewClient(c.URLs(), fast(natsclient.WithTimeout(2*time.Second), natsclient.WithMaxReconnects(-1))...)
+		client, err := natsclient.NewClient(c.URLs(), fast(natsclient.WithTimeout(requestTimeout), natsclient.WithMaxReconnects(-1))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +122,10 @@ func TestKVNoLostUpdateOnAReplicatedBucket(t *testing.T) {
 	c := natstest.NewCluster(t, 3)
 	newClusterBucket(t, c, "counter")
 	start := time.Now()
-	ok, unknown := clusterCounter(t, c, "counter", 8, 200, nil)
+	// No fault here: a generous timeout keeps a slow machine from turning a
+	// late acknowledgement into an unknown outcome, which this test has no
+	// room for (the failover test below counts them).
+	ok, unknown := clusterCounter(t, c, "counter", 8, 200, 10*time.Second, nil)
 	got := clusterCount(t, c, "counter")
 	t.Logf("R3: %d increments (%d unknown) by 8 clients in %v", ok, unknown, time.Since(start).Round(time.Millisecond))
 	if ok != 1600 || got != 1600 {
@@ -133,7 +137,7 @@ func TestKVStreamLeaderFailoverAppliesEachUpdateOnce(t *testing.T) {
 	c := natstest.NewCluster(t, 3)
 	newClusterBucket(t, c, "failover")
 	var stopped int
-	ok, unknown := clusterCounter(t, c, "failover", 4, 100, func() {
+	ok, unknown := clusterCounter(t, c, "failover", 4, 100, 2*time.Second, func() {
 		stopped = c.WaitForStreamLeader("$G", "KV_failover")
 		c.Server(stopped).Stop()
 		c.WaitForStreamLeader("$G", "KV_failover")

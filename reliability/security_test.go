@@ -326,17 +326,15 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) {
 	c := newClient(t, url, securityClientOptions(r.opts...)...)
 	ctx := testContext(t)
 	events := recordEvents(t, c)
-	start := time.Now()
+	// "At once" is checked by counting dials below, not by the clock: a
+	// retry at securityWait would show as a second connection, while a
+	// single TLS handshake on a loaded machine has taken seven seconds.
 	err := c.Connect(ctx)
-	took := time.Since(start)
 	if !errors.Is(err, natsclient.ErrPermanent) {
 		t.Fatalf("Connect = %v, want an error matching ErrPermanent", err)
 	}
 	if !strings.Contains(err.Error(), r.says) {
 		t.Fatalf("Connect error does not say %q: %v", r.says, err)
-	}
-	if took > 2*time.Second {
-		t.Fatalf("refused Connect took %v: it was retried", took)
 	}
 	waitEvent(t, events, "back to disconnected", toState(natsclient.StateDisconnected))
 
