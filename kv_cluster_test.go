@@ -113,7 +113,10 @@ func newClusterBucket(t *testing.T, c *natstest.Cluster, bucket string) {
 	if err := client.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Replicas: 3}); err != nil {
+	if err := c.Place(func() error {
+		_, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Replicas: 3})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -40,18 +40,11 @@ func TestClusterFailover(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Right after the cluster formed, a member may still be reported
-	// offline to placement (server error 10005): try until it is not.
-	var (
-		bucket jetstream.KeyValue
-		err    error
-	)
-	eventually(t, "an R3 bucket placed", func() bool {
+	var bucket jetstream.KeyValue
+	if err := cl.Place(func() (err error) {
 		bucket, err = c.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "counters", Replicas: 3, History: 5})
-		var apiErr *jetstream.APIError
-		return !errors.As(err, &apiErr) || apiErr.ErrorCode != noSuitablePeers
-	})
-	if err != nil {
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	kv := c.NewKVStore(bucket, func(o *natsclient.KVOptions) {
@@ -162,10 +155,6 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("count %d > %d successful updates + %d of unknown outcome: an update was applied twice", count.N, ok, maybe)
 	}
 }
-
-// noSuitablePeers is nats-server's JSClusterNoPeersErr: "no suitable peers
-// for placement".
-const noSuitablePeers jetstream.ErrorCode = 10005
 
 // connectedMember returns the index of the one member the client is
 // connected to, waiting for the server to report it.

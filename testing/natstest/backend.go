@@ -37,6 +37,7 @@ const defaultBackend = Auto
 var (
 	autoOnce       sync.Once // Auto says once per process what it chose and why
 	fuzzWorkerOnce sync.Once // a fuzz worker says once why it runs embedded
+	reaperOnce     sync.Once // the container backend says once that the reaper is on
 )
 
 // resolveBackend turns the configured or environment choice into Embedded or
@@ -51,6 +52,9 @@ func resolveBackend(t testing.TB, cfg config) Backend {
 				"one second after fuzzing ends, before a container could be removed")
 		})
 		return Embedded
+	}
+	if b == Container && reaperLate {
+		reaperOnce.Do(func() { t.Logf("natstest: %s", reaperHint) })
 	}
 	return b
 }

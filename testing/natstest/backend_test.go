@@ -34,6 +34,12 @@ func TestHelperProcess(t *testing.T) {
 	case "server":
 		srv := natstest.NewServer(t)
 		fmt.Printf("helper-backend=%s\n", srv.Backend())
+	case "late-config":
+		// A test that used testcontainers before natstest: its
+		// configuration, reaper on, is read and kept for the process.
+		testcontainers.ReadConfig()
+		srv := natstest.NewServer(t, natstest.WithBackend(natstest.Container))
+		fmt.Printf("helper-backend=%s\n", srv.Backend())
 	case "fail":
 		natstest.NewServer(t, natstest.WithJetStream())
 		natstest.NewCluster(t, 2)
@@ -41,11 +47,18 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
-// runHelper runs TestHelperProcess with mode and the extra environment.
+// runHelper runs TestHelperProcess with mode and the extra environment. It
+// does not pass on TESTCONTAINERS_RYUK_DISABLED, which natstest may have set
+// in this process: the child decides for itself.
 func runHelper(t *testing.T, mode string, env ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), append(env, helperEnv+"="+mode)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TESTCONTAINERS_RYUK_DISABLED=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, append(env, helperEnv+"="+mode)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -159,4 +172,22 @@ func TestServerOptionsAContainerCannotTakeRunEmbedded(t *testing.T) {
 	if v.MaxConn != 7 {
 		t.Fatalf("MaxConn = %d, want 7", v.MaxConn)
 	}
+}
+
+// A test that used testcontainers before natstest has its reaper on for the
+// whole process, and the reaper's image may not be pullable (it is not on
+// this machine): the harness says what happened and what to set.
+func TestReaperLeftOnByAnEarlierUseIsExplained(t *testing.T) {
+	natstest.NewServer(t, natstest.WithBackend(natstest.Container)) // skips without Docker
+	run := fmt.Sprintf("late-%d", time.Now().UnixNano())
+	out, err := runHelper(t, "late-config", natstest.RunEnv+"="+run)
+	if !strings.Contains(out, "testcontainers read its configuration before natstest") ||
+		!strings.Contains(out, "TESTCONTAINERS_RYUK_DISABLED=true") {
+		t.Fatalf("helper (err %v) did not explain the reaper being on:\n%s", err, out)
+	}
+	if err != nil && (!strings.Contains(out, "natstest: start server") ||
+		strings.Count(out, "testcontainers read its configuration before natstest") < 2) {
+		t.Fatalf("helper failed (%v), but not at the container start with the explanation in its error:\n%s", err, out)
+	}
+	t.Logf("helper: err %v; reaper image pullable: %t", err, err == nil)
 }

@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 )
@@ -197,6 +200,37 @@ func (c *Cluster) WaitForStreamLeader(account, stream string) int {
 	c.t.Helper()
 	return c.waitFor(fmt.Sprintf("a leader of stream %s in account %s", stream, account),
 		func() int { return c.StreamLeader(account, stream) })
+}
+
+// Place runs create, a call that creates a replicated stream or Key-Value
+// bucket, again until the cluster places it, and returns its last error. The
+// meta leader places only on members it has heard from lately: on a loaded
+// machine, and after a member restarts, it may count a member offline for a
+// moment even after NewCluster saw it place a stream, and answer "no
+// suitable peers for placement" (error code 10005). Place retries that
+// answer alone, for up to 30s; any other error, or none, returns at once.
+func (c *Cluster) Place(create func() error) error {
+	deadline := time.Now().Add(clusterReady)
+	for {
+		err := create()
+		if !noSuitablePeers(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// noSuitablePeersCode is nats-server's JSClusterNoPeersErr.
+const noSuitablePeersCode = 10005
+
+// noSuitablePeers reports whether err is the server's "no suitable peers for
+// placement", from either of nats.go's JetStream APIs.
+func noSuitablePeers(err error) bool {
+	if legacy := (*nats.APIError)(nil); errors.As(err, &legacy) {
+		return legacy.ErrorCode == noSuitablePeersCode
+	}
+	apiErr := (*jetstream.APIError)(nil)
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == noSuitablePeersCode
 }
 
 // waitFor polls leader: elections announce themselves to no one outside the

@@ -35,7 +35,10 @@ func TestClusterElectsLeadersAndKeepsClientsOnTheProxies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.AddStream(&nats.StreamConfig{Name: "S", Subjects: []string{"s"}, Replicas: 3}); err != nil {
+	if err := c.Place(func() error {
+		_, err := js.AddStream(&nats.StreamConfig{Name: "S", Subjects: []string{"s"}, Replicas: 3})
+		return err
+	}); err != nil {
 		t.Fatalf("add R3 stream: %v", err)
 	}
 	leader := c.WaitForStreamLeader("$G", "S")

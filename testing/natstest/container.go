@@ -134,6 +134,9 @@ func (c *container) start() (string, error) {
 	if c.ctr == nil {
 		ctr, err := testcontainers.Run(ctx, c.image, c.opts...)
 		c.ctr = ctr // set even on error, so that close removes what was made
+		if err != nil && reaperLate {
+			return "", fmt.Errorf("%w\n(%s)", err, reaperHint)
+		}
 		if err != nil {
 			return "", err
 		}

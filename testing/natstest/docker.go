@@ -19,6 +19,10 @@ const dockerProbeTimeout = time.Second
 var (
 	dockerOnce sync.Once
 	dockerErr  error
+	// reaperLate is set when testcontainers had read its configuration,
+	// with the reaper on, before natstest could turn it off (see
+	// disableReaper): every container start then needs the reaper's image.
+	reaperLate bool
 )
 
 // dockerAvailable reports, once per process, whether a Docker engine
@@ -26,6 +30,7 @@ var (
 func dockerAvailable() error {
 	dockerOnce.Do(func() {
 		disableReaper()
+		reaperLate = os.Getenv(ryukDisabledEnv) == "true" && !testcontainers.ReadConfig().RyukDisabled
 		localPorts()
 		ctx, cancel := context.WithTimeout(context.Background(), dockerProbeTimeout)
 		defer cancel()
@@ -56,17 +61,25 @@ func pingDocker(ctx context.Context) error {
 	return err
 }
 
+// ryukDisabledEnv is testcontainers' switch for its reaper.
+const ryukDisabledEnv = "TESTCONTAINERS_RYUK_DISABLED"
+
 // disableReaper turns testcontainers' reaper (Ryuk) off unless the user chose
 // otherwise. Ryuk is an image that would have to be pulled, and no registry
 // may be reachable; instead, every container and network the harness makes
 // is removed in t.Cleanup, also when the test fails. testcontainers reads its
-// configuration once, from the environment, so this must run before its
-// first use.
+// configuration once per process, so this works only before its first use;
+// a test that used testcontainers earlier gets reaperHint in its errors.
 func disableReaper() {
-	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
-		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	if _, set := os.LookupEnv(ryukDisabledEnv); !set {
+		_ = os.Setenv(ryukDisabledEnv, "true")
 	}
 }
+
+// reaperHint explains an error of a container start when reaperLate is set.
+const reaperHint = "testcontainers read its configuration before natstest could turn its reaper off, " +
+	"so every container start needs the reaper's image (testcontainers/ryuk), which may not be pullable here; " +
+	"set " + ryukDisabledEnv + "=true in the environment of go test (or ryuk.disabled=true in ~/.testcontainers.properties)"
 
 // localPorts tells testcontainers to reach published ports on localhost when
 // the Docker engine runs in this machine's network namespace, which its
