@@ -47,6 +47,7 @@ type CircuitOpenError struct {
 	RetryAt time.Time
 }
 
+// Error says that the breaker is open, and why.
 func (e *CircuitOpenError) Error() string {
 	if e.Cause == nil {
 		return ErrCircuitOpen.Error()
