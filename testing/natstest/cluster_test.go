@@ -3,6 +3,7 @@ package natstest_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
@@ -31,7 +32,9 @@ func TestClusterElectsLeadersAndKeepsClientsOnTheProxies(t *testing.T) {
 		}
 	}
 
-	js, err := nc.JetStream()
+	// Placing an R3 stream takes three servers agreeing; on a loaded machine
+	// that has taken more than nats.go's default wait of 5s.
+	js, err := nc.JetStream(nats.MaxWait(30 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
