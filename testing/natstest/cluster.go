@@ -220,6 +220,38 @@ func (c *Cluster) Place(create func() error) error {
 	}
 }
 
+// LastMsg returns the last message on subject in stream as the stream's
+// leader holds it, for a test's final check of a replicated stream or
+// Key-Value bucket (bucket B is stream KV_B; its key K, subject $KV.B.K).
+// A bucket's reads are direct gets, which any replica that is nearly current
+// may answer, a few revisions behind the leader; LastMsg asks the JetStream
+// API instead, which the leader answers. It waits up to 30s for a leader and
+// fails the test if none answers; a subject without messages is an error.
+func (c *Cluster) LastMsg(stream, subject string) *nats.RawStreamMsg {
+	c.t.Helper()
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1))
+	if err != nil {
+		c.t.Fatalf("natstest: LastMsg: connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream(nats.MaxWait(5 * time.Second))
+	if err != nil {
+		c.t.Fatalf("natstest: LastMsg: %v", err)
+	}
+	deadline := time.Now().Add(clusterReady)
+	for {
+		// Without the DirectGet option, nats.go asks $JS.API.STREAM.MSG.GET.
+		m, err := js.GetLastMsg(stream, subject)
+		if err == nil {
+			return m
+		}
+		if errors.Is(err, nats.ErrMsgNotFound) || errors.Is(err, nats.ErrStreamNotFound) || time.Now().After(deadline) {
+			c.t.Fatalf("natstest: last message on %s in stream %s: %v", subject, stream, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // noSuitablePeersCode is nats-server's JSClusterNoPeersErr.
 const noSuitablePeersCode = 10005
 
