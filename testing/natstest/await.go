@@ -8,7 +8,8 @@ import (
 
 // Await reads ch until a value satisfies match (nil matches anything) and
 // returns it. It fails the test if ch closes first or nothing matches within
-// timeout, listing the last values it read and passed over. Use it to wait for a state event or a message instead of sleeping:
+// timeout, listing the last values it read and passed over. Use it to wait
+// for a state event or a message instead of sleeping:
 //
 //	events := client.StateChanges(ctx)
 //	tc.Server.Restart()

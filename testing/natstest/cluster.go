@@ -210,14 +210,12 @@ func (c *Cluster) WaitForStreamLeader(account, stream string) int {
 // suitable peers for placement" (error code 10005). Place retries that
 // answer alone, for up to 30s; any other error, or none, returns at once.
 func (c *Cluster) Place(create func() error) error {
-	deadline := time.Now().Add(clusterReady)
-	for {
-		err := create()
-		if !noSuitablePeers(err) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var err error
+	poll(func() bool {
+		err = create()
+		return !noSuitablePeers(err)
+	})
+	return err
 }
 
 // LastMsg returns the last message on subject in stream as the stream's
@@ -238,18 +236,19 @@ func (c *Cluster) LastMsg(stream, subject string) *nats.RawStreamMsg {
 	if err != nil {
 		c.t.Fatalf("natstest: LastMsg: %v", err)
 	}
-	deadline := time.Now().Add(clusterReady)
-	for {
+	var (
+		m       *nats.RawStreamMsg
+		lastErr error
+	)
+	done := poll(func() bool {
 		// Without the DirectGet option, nats.go asks $JS.API.STREAM.MSG.GET.
-		m, err := js.GetLastMsg(stream, subject)
-		if err == nil {
-			return m
-		}
-		if errors.Is(err, nats.ErrMsgNotFound) || errors.Is(err, nats.ErrStreamNotFound) || time.Now().After(deadline) {
-			c.t.Fatalf("natstest: last message on %s in stream %s: %v", subject, stream, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		m, lastErr = js.GetLastMsg(stream, subject)
+		return lastErr == nil || errors.Is(lastErr, nats.ErrMsgNotFound) || errors.Is(lastErr, nats.ErrStreamNotFound)
+	})
+	if !done || lastErr != nil {
+		c.t.Fatalf("natstest: last message on %s in stream %s: %v", subject, stream, lastErr)
 	}
+	return m
 }
 
 // noSuitablePeersCode is nats-server's JSClusterNoPeersErr.
@@ -265,20 +264,28 @@ func noSuitablePeers(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == noSuitablePeersCode
 }
 
-// waitFor polls leader: elections announce themselves to no one outside the
-// cluster, so there is no event to wait on.
+// waitFor polls leader until it names a member, for up to clusterReady.
 func (c *Cluster) waitFor(what string, leader func() int) int {
 	c.t.Helper()
+	i := -1
+	if !poll(func() bool { i = leader(); return i >= 0 }) {
+		c.t.Fatalf("natstest: no %s within %v", what, clusterReady)
+	}
+	return i
+}
+
+// poll calls try every 50ms until it reports done, for up to clusterReady,
+// and reports whether it did: what a cluster does next (an election, a peer
+// coming back) announces itself to no one outside it.
+func poll(try func() (done bool)) bool {
 	deadline := time.Now().Add(clusterReady)
-	for {
-		if i := leader(); i >= 0 {
-			return i
-		}
+	for !try() {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("natstest: no %s within %v", what, clusterReady)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }
 
 func (c *Cluster) index(name string) int {

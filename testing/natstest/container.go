@@ -134,10 +134,10 @@ func (c *container) start() (string, error) {
 	if c.ctr == nil {
 		ctr, err := testcontainers.Run(ctx, c.image, c.opts...)
 		c.ctr = ctr // set even on error, so that close removes what was made
-		if err != nil && reaperLate {
-			return "", fmt.Errorf("%w\n(%s)", err, reaperHint)
-		}
 		if err != nil {
+			if reaperLate {
+				err = fmt.Errorf("%w\n(%s)", err, reaperHint)
+			}
 			return "", err
 		}
 	} else if err := c.ctr.Start(ctx); err != nil {
