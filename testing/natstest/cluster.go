@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,19 +323,52 @@ func (c *clusterSpec) containerRoutes() []string {
 }
 
 // freePorts finds n free ports on 127.0.0.1 for routes, which must stay the
-// same across restarts since the other members dial them.
+// same across restarts since the other members dial them. They are chosen
+// below the kernel's ephemeral range: a port the kernel hands out itself
+// (listen on port 0) may meanwhile become the local end of any outgoing
+// connection on the machine, and then the member cannot bind it (nats-server
+// then never reports ready). Outside that range only another listener can
+// take it, in the moment between our check and the member's start.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	low := ephemeralLow()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("natstest: no %d free route ports below %d on 127.0.0.1", n, low)
+		}
+		port := routePortMin + mrand.IntN(low-routePortMin)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			t.Fatalf("natstest: free port: %v", err)
+			continue // taken
 		}
 		defer ln.Close() // held until all are chosen, so none is chosen twice
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ports = append(ports, port)
 	}
 	return ports
+}
+
+// routePortMin is the lowest route port freePorts picks: clear of the
+// well-known and commonly configured ports.
+const routePortMin = 20000
+
+// ephemeralLow is the start of the kernel's ephemeral port range (Linux
+// reports it; 32768, Linux's default, elsewhere or if it cannot be read).
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return fallback
+	}
+	low, err := strconv.Atoi(fields[0])
+	if err != nil || low <= routePortMin+100 {
+		return fallback
+	}
+	return low
 }
 
 // newNetwork makes a Docker network for one cluster, removed when the test

@@ -3,6 +3,8 @@ package natstest
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -39,5 +41,29 @@ func TestPlaceRetriesOnlyNoSuitablePeers(t *testing.T) {
 	})
 	if err != nil || calls != 3 {
 		t.Fatalf("Place = %v after %d calls, want nil after 3", err, calls)
+	}
+}
+
+// Route ports come from below the kernel's ephemeral range, where no
+// outgoing connection can take one between the choice and the bind, and are
+// distinct and free when chosen.
+func TestRoutePortsAreFreeAndBelowTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	ports := freePorts(t, 5)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p < routePortMin || p >= low {
+			t.Errorf("route port %d outside [%d, %d)", p, routePortMin, low)
+		}
+		if seen[p] {
+			t.Errorf("route port %d chosen twice", p)
+		}
+		seen[p] = true
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			t.Errorf("route port %d is not free after freePorts: %v", p, err)
+			continue
+		}
+		ln.Close()
 	}
 }
