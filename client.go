@@ -21,30 +21,11 @@ import (
 // Flush) reads the snapshot the supervisor publishes and costs one atomic
 // load more than the nats.go call it makes.
 type Client struct {
-	servers []string
-	opts    options
+	opts options
 
 	snap    atomic.Pointer[snapshot]
 	running atomic.Bool
 	sup     *supervisor
-
-	connectc       chan *connectCmd
-	cancelConnectc chan cancelConnectCmd
-	closec         chan closeCmd
-	subscribec     chan subscribeCmd
-	unsubscribec   chan unsubscribeCmd
-	watchc         chan watchCmd
-	unwatchc       chan *watcher
-	failc          chan failureReport
-	eventc         chan connEvent
-
-	// done is closed when the supervisor has stopped.
-	done chan struct{}
-	// notifierDone is closed when the goroutine running user callbacks ends.
-	notifierDone chan struct{}
-	// inCallback is set while a user callback runs, so that Close called from
-	// inside one does not wait for the callback goroutine, which is itself.
-	inCallback atomic.Bool
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -93,22 +74,8 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 	if o.maxBackoff < o.reconnectWait {
 		return nil, invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v", o.maxBackoff, o.reconnectWait)
 	}
-	c := &Client{
-		servers:        servers,
-		opts:           o,
-		connectc:       make(chan *connectCmd),
-		cancelConnectc: make(chan cancelConnectCmd),
-		closec:         make(chan closeCmd),
-		subscribec:     make(chan subscribeCmd),
-		unsubscribec:   make(chan unsubscribeCmd),
-		watchc:         make(chan watchCmd),
-		unwatchc:       make(chan *watcher),
-		failc:          make(chan failureReport, 64),
-		eventc:         make(chan connEvent),
-		done:           make(chan struct{}),
-		notifierDone:   make(chan struct{}),
-	}
-	c.sup = newSupervisor(c)
+	c := &Client{opts: o}
+	c.sup = newSupervisor(c, servers)
 	c.snap.Store(c.sup.snapshot())
 	return c, nil
 }
@@ -145,13 +112,13 @@ func (c *Client) Connect(ctx context.Context) error {
 	}
 	c.ensureRunning()
 	cmd := &connectCmd{reply: newReply()}
-	if err := send(ctx, c, c.connectc, cmd); err != nil {
+	if err := send(ctx, c, c.sup.connectc, cmd); err != nil {
 		return c.connectAbandoned(err)
 	}
 	select {
 	case err := <-cmd.reply:
 		return err
-	case <-c.done:
+	case <-c.sup.done:
 		return ErrClosed
 	case <-ctx.Done():
 	}
@@ -159,8 +126,8 @@ func (c *Client) Connect(ctx context.Context) error {
 	select {
 	case err := <-cmd.reply:
 		return err
-	case c.cancelConnectc <- cancelConnectCmd{cmd: cmd}:
-	case <-c.done:
+	case c.sup.cancelConnectc <- cmd:
+	case <-c.sup.done:
 	}
 	select {
 	case err := <-cmd.reply:
@@ -172,7 +139,7 @@ func (c *Client) Connect(ctx context.Context) error {
 
 func (c *Client) connectAbandoned(err error) error {
 	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", strings.Join(c.servers, ","), err, last)
+		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", strings.Join(c.sup.servers, ","), err, last)
 	}
 	return err
 }
@@ -191,13 +158,13 @@ func (c *Client) Close(ctx context.Context) error {
 	cmd := closeCmd{ctx: ctx, reply: newReply()}
 	var err error
 	select {
-	case c.closec <- cmd:
-		<-c.done
+	case c.sup.closec <- cmd:
+		<-c.sup.done
 		err = <-cmd.reply
-	case <-c.done: // already closed
+	case <-c.sup.done: // already closed
 	}
-	if !c.inCallback.Load() {
-		<-c.notifierDone
+	if !c.sup.inCallback.Load() {
+		<-c.sup.notifierDone
 	}
 	return err
 }
@@ -369,16 +336,18 @@ func checkCall(ctx context.Context, subject string) error {
 	return ValidateSubject(subject)
 }
 
-// callFailed wraps a failed call's error with what was attempted, and reports
-// transport failures to the supervisor without waiting: if its queue is full
-// the supervisor is already busy with failures, and one more adds nothing.
-func (c *Client) callFailed(s *snapshot, op, subject string, err error) error {
+// report tells the supervisor about a failed call's error if it is a
+// transport failure, without waiting (see supervisor.reportFailure).
+func (c *Client) report(s *snapshot, err error) {
 	if isTransportFailure(err) {
-		select {
-		case c.failc <- failureReport{gen: s.gen, err: err}:
-		default:
-		}
+		c.sup.reportFailure(s.gen, err)
 	}
+}
+
+// callFailed wraps a failed call's error with what was attempted, and
+// reports transport failures to the supervisor.
+func (c *Client) callFailed(s *snapshot, op, subject string, err error) error {
+	c.report(s, err)
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return fmt.Errorf("natsclient: %s %q: payload exceeds the server's max_payload of %d bytes: %w",
 			op, subject, s.conn.MaxPayload(), err)

@@ -6,17 +6,14 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Commands are how public methods talk to the supervisor goroutine. Each
-// request that needs an answer carries its own reply channel of capacity 1,
-// so the supervisor never blocks on a caller that has gone away.
+// Commands are how public methods talk to the supervisor goroutine, over
+// the supervisor's channels. Each request that needs an answer carries its
+// own reply channel of capacity 1, so the supervisor never blocks on a
+// caller that has gone away. A Connect is withdrawn by sending its own
+// *connectCmd again, on cancelConnectc.
 
 type connectCmd struct {
 	reply chan error
-}
-
-// cancelConnectCmd withdraws a Connect whose context ended.
-type cancelConnectCmd struct {
-	cmd *connectCmd
 }
 
 type closeCmd struct {
@@ -40,7 +37,7 @@ type watchCmd struct {
 	w   *watcher
 }
 
-// failureReport is a transport failure seen by a call on the hot path. gen is
+// failureReport is a transport failure seen outside the supervisor. gen is
 // the connection generation the call used, so a late report about a
 // connection that has since been replaced is ignored.
 type failureReport struct {
@@ -89,7 +86,7 @@ func send[T any](ctx context.Context, c *Client, ch chan<- T, cmd T) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.done:
+	case <-c.sup.done:
 		return ErrClosed
 	}
 }
@@ -102,7 +99,7 @@ func await(ctx context.Context, c *Client, reply chan error) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.done:
+	case <-c.sup.done:
 		select {
 		case err := <-reply:
 			return err

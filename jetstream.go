@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -64,18 +63,6 @@ func (c *Client) jsSnapshot(ctx context.Context) (*snapshot, error) {
 		return nil, fmt.Errorf("natsclient: jetstream: no JetStream context on this connection: %w", ErrNotConnected)
 	}
 	return s, nil
-}
-
-// report tells the supervisor about a transport failure seen by a JetStream
-// call, without waiting, as callFailed does for core calls; the JetStream
-// helpers build their own, more specific errors.
-func (c *Client) report(s *snapshot, err error) {
-	if isTransportFailure(err) {
-		select {
-		case c.failc <- failureReport{gen: s.gen, err: err}:
-		default:
-		}
-	}
 }
 
 // bounded gives a ctx without a deadline the client's timeout, so that no
@@ -346,38 +333,6 @@ var (
 
 // newMsgID returns a new message ID for the Nats-Msg-Id header.
 func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }
-
-// backoff is the wait before retry number attempt (1 for the first retry):
-// base doubled for each earlier retry, capped at 64×base, spread with
-// jitter to between half and all of it, so that writers who lost to each
-// other do not collide again in lockstep.
-func backoff(base time.Duration, attempt int) time.Duration {
-	if base <= 0 {
-		return 0
-	}
-	d := base
-	for i := 1; i < attempt && d < 64*base; i++ {
-		d *= 2
-	}
-	d = min(d, 64*base)
-	half := int64(d) / 2
-	return time.Duration(half + mrand.Int64N(half+1))
-}
-
-// sleepCtx waits d, or until ctx ends, returning ctx's error then.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
 
 // kvStreamName is the name of the stream behind bucket.
 func kvStreamName(bucket string) string { return "KV_" + bucket }

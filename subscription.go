@@ -37,7 +37,7 @@ func (s *Subscription) Drain() error { return s.stop(true) }
 func (s *Subscription) stop(drain bool) error {
 	cmd := unsubscribeCmd{sub: s, drain: drain, reply: newReply()}
 	ctx := context.Background()
-	if err := send(ctx, s.client, s.client.unsubscribec, cmd); err != nil {
+	if err := send(ctx, s.client, s.client.sup.unsubscribec, cmd); err != nil {
 		return err
 	}
 	return await(ctx, s.client, cmd.reply)
@@ -71,7 +71,7 @@ func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Sub
 	cmd := subscribeCmd{sub: sub, reply: newReply()}
 	c.ensureRunning()
 	ctx := context.Background()
-	if err := send(ctx, c, c.subscribec, cmd); err != nil {
+	if err := send(ctx, c, c.sup.subscribec, cmd); err != nil {
 		return nil, err
 	}
 	if err := await(ctx, c, cmd.reply); err != nil {

@@ -1,40 +1,6 @@
 package natsclient
 
-import (
-	"math/rand/v2"
-	"time"
-)
-
-// State is the client's connection state.
-type State int32
-
-// Connection states. A client starts Disconnected, moves to Connecting on
-// Connect, to Connected once a connection is up, to Reconnecting while a lost
-// connection is being re-established, and ends Closed after Close.
-const (
-	StateDisconnected State = iota
-	StateConnecting
-	StateConnected
-	StateReconnecting
-	StateClosed
-)
-
-// String returns the state's name, such as "connected".
-func (s State) String() string {
-	switch s {
-	case StateDisconnected:
-		return "disconnected"
-	case StateConnecting:
-		return "connecting"
-	case StateConnected:
-		return "connected"
-	case StateReconnecting:
-		return "reconnecting"
-	case StateClosed:
-		return "closed"
-	}
-	return "unknown"
-}
+import "time"
 
 // BreakerState is the state of the client's circuit breaker.
 type BreakerState int32
@@ -66,7 +32,7 @@ func (b BreakerState) String() string {
 //
 // Closed counts consecutive transport failures and opens at the threshold.
 // Open waits an interval that starts at baseInterval and doubles with each
-// reopening (capped at maxInterval, with jitter). When the interval has passed
+// reopening (capped at maxInterval, with jitter, see backoff.go). When the interval has passed
 // the supervisor begins its probe (half-open); the probe's result closes the
 // breaker or reopens it with the next, longer interval.
 type breaker struct {
@@ -87,18 +53,6 @@ type breaker struct {
 
 func newBreaker(threshold int, base, max time.Duration) breaker {
 	return breaker{threshold: threshold, baseInterval: base, maxInterval: max, jitter: jitter}
-}
-
-// jitter returns d spread by up to ±20%.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	spread := int64(d) / 5
-	if spread == 0 {
-		return d
-	}
-	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
 }
 
 // failure records a transport failure. It reports whether the breaker state
@@ -142,11 +96,7 @@ func (b *breaker) open(now time.Time) {
 // interval is how long the breaker stays open this time: the base interval
 // doubled for each consecutive opening, capped at maxInterval.
 func (b *breaker) interval() time.Duration {
-	d := b.baseInterval
-	for i := 0; i < b.opens && d < b.maxInterval; i++ {
-		d *= 2
-	}
-	return min(d, b.maxInterval)
+	return doubled(b.baseInterval, b.opens, b.maxInterval)
 }
 
 // probeDue reports whether the breaker is open and its interval has passed.

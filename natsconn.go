@@ -1,0 +1,119 @@
+package natsclient
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The adapter between the supervisor and nats.go: the options each dial is
+// made with, the callbacks that turn nats.go's notifications into events
+// for the supervisor, nats.go's reconnect delay, and the dialer.
+
+// natsOptions builds the nats.go options for one dial: the client's settings,
+// then the user's, then the handlers the supervisor relies on, which call any
+// handler the user set through WithNATSOptions.
+//
+// An option that fails is the dial's error, never skipped: nats.go's
+// credentials option reads its file when applied, and dropping it would dial
+// without the credentials the user configured.
+func (s *supervisor) natsOptions() (nats.Options, error) {
+	o := nats.GetDefaultOptions()
+	o.Servers = s.servers
+	o.Name = s.opts.name
+	o.MaxReconnect = s.opts.maxReconnects
+	o.ReconnectWait = s.opts.reconnectWait
+	o.Timeout = s.opts.timeout
+	o.PingInterval = s.opts.pingInterval
+	o.SkipSubjectValidation = true // ValidateSubject does it, once
+	for _, opt := range s.opts.natsOptions {
+		if err := opt(&o); err != nil {
+			return o, fmt.Errorf("natsclient: connection option: %w", err)
+		}
+	}
+	eventc, done := s.eventc, s.done
+	forward := func(ev connEvent) {
+		select {
+		case eventc <- ev:
+		case <-done:
+		}
+	}
+	userDisconnect, userReconnect, userClosed := o.DisconnectedErrCB, o.ReconnectedCB, o.ClosedCB
+	userReconnectErr, userAsyncErr := o.ReconnectErrCB, o.AsyncErrorCB
+	o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
+		if userDisconnect != nil {
+			userDisconnect(nc, err)
+		}
+		forward(connEvent{kind: evDisconnected, nc: nc, err: err})
+	}
+	o.ReconnectedCB = func(nc *nats.Conn) {
+		if userReconnect != nil {
+			userReconnect(nc)
+		}
+		forward(connEvent{kind: evReconnected, nc: nc})
+	}
+	o.ReconnectErrCB = func(nc *nats.Conn, err error) {
+		if userReconnectErr != nil {
+			userReconnectErr(nc, err)
+		}
+		forward(connEvent{kind: evReconnectFailed, nc: nc, err: err})
+	}
+	o.ClosedCB = func(nc *nats.Conn) {
+		if userClosed != nil {
+			userClosed(nc)
+		}
+		forward(connEvent{kind: evClosed, nc: nc})
+	}
+	o.AsyncErrorCB = func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if userAsyncErr != nil {
+			userAsyncErr(nc, sub, err)
+		}
+		forward(connEvent{kind: evAsyncError, nc: nc, err: err})
+	}
+	o.CustomReconnectDelayCB = s.c.reconnectDelay
+	o.CustomDialer = &lifeDialer{life: s.life, timeout: s.opts.timeout}
+	o.RetryOnFailedConnect = false
+	return o, nil
+}
+
+// reconnectDelay is nats.go's wait before its next reconnect attempt: the
+// reconnect wait while the breaker is closed, and the rest of the breaker's
+// open interval while it is open. It runs on nats.go's goroutine and reads
+// only the published snapshot.
+//
+// nats.go calls it before each round of attempts, so a call after the first
+// follows a failed round. A round that failed after the TCP connection was
+// made (no INFO from a frozen server, a refused CONNECT, a failed TLS
+// handshake) reaches no other callback: it is reported here, from the error
+// nats.go kept, so that the breaker counts it. A failed dial leaves no error
+// there; ReconnectErrCB has reported it already.
+func (c *Client) reconnectDelay(attempt int) time.Duration {
+	snap := c.snap.Load()
+	if attempt > 1 && snap.conn != nil {
+		if err := snap.conn.LastError(); err != nil {
+			c.sup.reportFailure(snap.gen, fmt.Errorf("natsclient: reconnect: %w", err))
+		}
+	}
+	if snap.breaker == BreakerOpen {
+		if d := time.Until(snap.probeAt); d > 0 {
+			return d
+		}
+	}
+	return c.opts.reconnectWait
+}
+
+// lifeDialer dials with the client's lifetime context, so that Close aborts a
+// dial in progress instead of waiting out its timeout. nats.go uses it for
+// the first dial and for its own reconnects.
+type lifeDialer struct {
+	life    context.Context
+	timeout time.Duration
+}
+
+func (d *lifeDialer) Dial(network, address string) (net.Conn, error) {
+	dialer := net.Dialer{Timeout: d.timeout}
+	return dialer.DialContext(d.life, network, address)
+}

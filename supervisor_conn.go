@@ -1,0 +1,375 @@
+package natsclient
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The supervisor's connection lifecycle: Connect, dials, probes, nats.go's
+// events, the timer and Close. What to do next is decided by the pure
+// functions of decide.go; these handlers carry it out.
+
+// everConnected reports whether a Connect ever succeeded: from then on a lost
+// connection is always dialled again, until Close.
+func (s *supervisor) everConnected() bool { return s.connections > 0 }
+
+// wantsConnection reports whether the supervisor should be dialling: a
+// Connect is waiting, or the client was connected and lost its connection.
+func (s *supervisor) wantsConnection() bool {
+	return s.phase < closing && (len(s.connectWaiters) > 0 || s.everConnected())
+}
+
+func (s *supervisor) handleConnect(cmd *connectCmd) {
+	if err := refusal(s.phase, s.everConnected(), cmdConnect); err != nil {
+		cmd.reply <- err
+		return
+	}
+	if s.state == StateConnected && s.breaker.state == BreakerClosed {
+		cmd.reply <- nil
+		return
+	}
+	s.connectWaiters = append(s.connectWaiters, cmd)
+	if s.state == StateDisconnected {
+		s.setState(StateConnecting, nil)
+	}
+	if s.phase == idle {
+		s.planDial(time.Now(), time.Time{})
+	}
+}
+
+// handleCancelConnect withdraws a Connect whose context ended.
+func (s *supervisor) handleCancelConnect(cmd *connectCmd) {
+	if refusal(s.phase, s.everConnected(), cmdCancelConnect) != nil {
+		return // closing: Close answers every waiter
+	}
+	for i, w := range s.connectWaiters {
+		if w == cmd {
+			s.connectWaiters = append(s.connectWaiters[:i], s.connectWaiters[i+1:]...)
+			break
+		}
+	}
+	if !s.wantsConnection() && s.conn == nil {
+		// Nobody wants a connection any more: stop retrying. A dial in
+		// flight is closed when it returns.
+		if s.phase == waiting {
+			s.enter(idle, time.Time{})
+		}
+		s.setState(StateDisconnected, s.lastErr)
+	}
+}
+
+// replyConnect answers every waiting Connect.
+func (s *supervisor) replyConnect(err error) {
+	s.publish() // a call made right after Connect returns must see its result
+	for _, w := range s.connectWaiters {
+		w.reply <- err
+	}
+	s.connectWaiters = nil
+}
+
+// enter moves to phase p and arms the timer for at (zero: no timer).
+func (s *supervisor) enter(p phase, at time.Time) {
+	s.phase = p
+	s.wakeAt = at
+	s.timer.Stop()
+	if !at.IsZero() {
+		s.timer.Reset(max(time.Until(at), 0))
+	}
+}
+
+// planDial dials now or arms the timer to, as nextDial decides for a
+// supervisor without a connection.
+func (s *supervisor) planDial(now, earliest time.Time) {
+	p, at := nextDial(&s.breaker, now, earliest, s.wantsConnection())
+	if p == dialling {
+		s.startDial()
+		return
+	}
+	s.enter(p, at)
+}
+
+// startDial dials off the loop; the result comes back on dialDone.
+func (s *supervisor) startDial() {
+	s.enter(dialling, time.Time{})
+	done := make(chan dialResult, 1)
+	s.dialDone = done
+	opts, optErr := s.natsOptions()
+	go func() {
+		if optErr != nil {
+			done <- dialResult{err: optErr}
+			return
+		}
+		nc, err := opts.Connect()
+		done <- dialResult{nc: nc, err: err}
+	}()
+}
+
+func (s *supervisor) handleDialResult(r dialResult) {
+	s.dialDone = nil
+	switch {
+	case s.phase == closing:
+		if r.nc != nil {
+			r.nc.Close()
+		}
+		s.checkFinished()
+	case r.err != nil:
+		s.dialFailed(r.err)
+	case !s.wantsConnection():
+		// The Connect that asked for this gave up while we dialled.
+		r.nc.Close()
+		s.enter(idle, time.Time{})
+	default:
+		s.install(r.nc)
+	}
+}
+
+func (s *supervisor) dialFailed(err error) {
+	url := s.servers[0]
+	if len(s.servers) > 1 {
+		url = fmt.Sprintf("%v", s.servers)
+	}
+	s.opts.logf("dial %s failed: %v", url, err)
+	permanent := isPermanent(err)
+	if permanent {
+		err = permanentError(url, err)
+		s.lastErr = err
+	}
+	switch afterDialFailure(permanent, s.everConnected()) {
+	case giveUp:
+		// The state changes first, so that Connect's caller sees it.
+		s.enter(idle, time.Time{})
+		s.setState(StateDisconnected, err)
+		s.replyConnect(err)
+		return
+	case tellAndRetry:
+		s.replyConnect(err)
+	}
+	now := time.Now()
+	s.failure(err)
+	if !s.wantsConnection() {
+		s.enter(idle, time.Time{})
+		s.setState(StateDisconnected, err)
+		return
+	}
+	s.planDial(now, now.Add(s.opts.reconnectWait))
+}
+
+// install makes nc the client's connection and re-establishes every
+// subscription made through the client on it.
+func (s *supervisor) install(nc *nats.Conn) {
+	s.conn = nc
+	s.gen++
+	if js, err := jetstream.New(nc); err == nil {
+		s.js = js
+	} else {
+		s.opts.logf("jetstream context: %v", err)
+	}
+	s.connections++
+	for sub := range s.subs {
+		if err := sub.attach(nc); err != nil {
+			s.opts.logf("resubscribe %q: %v", sub.subject, err)
+		}
+	}
+	s.up()
+}
+
+// up starts the probe of a connection that is up, by a dial or by nats.go's
+// reconnect. Until the server has answered on it the connection is not
+// announced: a server that accepts connections and closes each at once (a
+// protocol line it refuses, a limit) must keep the breaker counting, not
+// reset it with every connection.
+func (s *supervisor) up() {
+	s.startProbe()
+}
+
+// proven records that the server answered on the connection: the breaker
+// closes, the state becomes Connected (announced with the breaker as one
+// event), and the waiting Connects return, so that a call made next goes
+// through.
+func (s *supervisor) proven() {
+	recovered := s.state == StateReconnecting
+	breakerChanged := s.breaker.success()
+	switch {
+	case s.state != StateConnected:
+		s.setState(StateConnected, nil)
+	case breakerChanged:
+		s.opts.logf("circuit breaker closed")
+		s.emit(s.state, nil)
+	}
+	s.replyConnect(nil)
+	if recovered {
+		s.reconnects++
+		s.notify(s.opts.onReconnect)
+	}
+}
+
+// startProbe flushes the connection off the loop; the result comes back on
+// probeDone.
+func (s *supervisor) startProbe() {
+	s.enter(probing, time.Time{})
+	done := make(chan probeResult, 1)
+	s.probeDone = done
+	nc, timeout := s.conn, s.opts.timeout
+	go func() {
+		done <- probeResult{nc: nc, err: nc.FlushTimeout(timeout)}
+	}()
+}
+
+func (s *supervisor) handleProbeResult(r probeResult) {
+	s.probeDone = nil
+	if s.phase == closing {
+		s.checkFinished()
+		return
+	}
+	if s.phase != probing || r.nc != s.conn {
+		return // overtaken: the connection was lost or replaced meanwhile
+	}
+	if r.err != nil {
+		// Probe again after the reconnect wait, unless the breaker opened
+		// and probes at its own pace: each failed probe counts, so a
+		// connection that never answers opens the breaker.
+		now := time.Now()
+		s.enter(connected, now.Add(s.opts.reconnectWait))
+		s.failure(fmt.Errorf("natsclient: probe flush: %w", r.err))
+		return
+	}
+	s.enter(connected, time.Time{})
+	s.proven()
+}
+
+// failure feeds a transport failure to the breaker, and arms the timer for
+// the breaker's probe when it opened on a live connection.
+func (s *supervisor) failure(err error) {
+	s.lastErr = err
+	if s.breaker.failure(time.Now(), err) {
+		s.opts.logf("circuit breaker open after %d consecutive failures: %v", s.breaker.failures, err)
+		s.emit(s.state, err)
+	}
+	if s.phase == connected && s.breaker.state == BreakerOpen {
+		s.enter(connected, s.breaker.openUntil)
+	}
+}
+
+func (s *supervisor) handleTimer() {
+	now := time.Now()
+	action, at := onTimer(s.phase, &s.breaker, now, s.wakeAt)
+	switch action {
+	case timerDial:
+		if s.breaker.state == BreakerHalfOpen {
+			s.opts.logf("circuit breaker half-open: dialling")
+			s.emit(s.state, nil)
+		}
+		s.startDial()
+	case timerProbe:
+		if s.breaker.state == BreakerHalfOpen {
+			s.opts.logf("circuit breaker half-open: probing")
+			s.emit(s.state, nil)
+		}
+		if s.conn.IsConnected() {
+			s.startProbe()
+		} else {
+			// nats.go is reconnecting: its next attempt is the probe.
+			s.enter(connected, time.Time{})
+		}
+	case timerRearm:
+		s.enter(s.phase, at)
+	}
+}
+
+func (s *supervisor) handleConnEvent(ev connEvent) {
+	if ev.nc != s.conn {
+		return // a connection already replaced or being closed
+	}
+	if ev.kind == evClosed {
+		s.connectionClosed()
+		return
+	}
+	if s.phase >= closing {
+		return
+	}
+	switch ev.kind {
+	case evDisconnected:
+		cause := ev.err
+		if cause == nil {
+			cause = nats.ErrDisconnected
+		}
+		s.enter(connected, time.Time{}) // a probe in flight no longer counts
+		s.setState(StateReconnecting, cause)
+		s.failure(cause)
+		if fn := s.opts.onDisconnect; fn != nil {
+			s.notify(func() { fn(cause) })
+		}
+	case evReconnectFailed:
+		s.failure(ev.err)
+	case evReconnected:
+		s.up()
+	case evAsyncError:
+		s.opts.logf("asynchronous error: %v", ev.err)
+	}
+}
+
+// connectionClosed handles the end of the current connection: the end of a
+// drain when closing, otherwise nats.go giving the connection up. The client
+// does not give up: it counts the loss and dials anew, after the reconnect
+// wait or the breaker's interval.
+func (s *supervisor) connectionClosed() {
+	s.pastStats.add(s.conn.Stats())
+	cause := s.conn.LastError()
+	s.conn, s.js = nil, nil
+	if s.phase == closing {
+		s.checkFinished()
+		return
+	}
+	if cause == nil {
+		cause = nats.ErrConnectionClosed
+	}
+	s.opts.logf("nats.go gave the connection up (%v); dialling a new one", cause)
+	s.setState(StateReconnecting, cause)
+	now := time.Now()
+	s.enter(idle, time.Time{})
+	s.failure(cause)
+	s.planDial(now, now.Add(s.opts.reconnectWait))
+}
+
+func (s *supervisor) handleClose(cmd closeCmd) {
+	if s.phase == closing {
+		s.closeWaiters = append(s.closeWaiters, cmd)
+		return
+	}
+	s.enter(closing, time.Time{})
+	s.closeWaiters = []closeCmd{cmd}
+	s.replyConnect(ErrClosed)
+	s.cancel()
+	s.setState(StateClosed, nil)
+	if s.conn != nil {
+		if cmd.ctx.Err() != nil {
+			s.conn.Close()
+		} else if err := s.conn.Drain(); err != nil {
+			// Draining needs a live connection; without one there is
+			// nothing to drain.
+			s.conn.Close()
+		} else {
+			s.closeTimeout = cmd.ctx.Done()
+		}
+	}
+	s.checkFinished()
+}
+
+func (s *supervisor) handleCloseTimeout() {
+	s.closeTimeout = nil
+	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.closeWaiters[0].ctx))
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+// checkFinished ends the loop once a closing client has nothing in flight.
+func (s *supervisor) checkFinished() {
+	if s.phase == closing && s.conn == nil && s.dialDone == nil && s.probeDone == nil {
+		s.phase = closed
+	}
+}
