@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,7 +43,11 @@ type snapshot struct {
 	state   State
 	breaker BreakerState
 	probeAt time.Time
-	stats   Stats
+	// reopenFor is the longest the breaker stays open if its probe fails:
+	// what nats.go waits when it loses the connection while half-open.
+	reopenFor time.Duration
+	stats     Stats
+	probes    Stats // the probes' messages, counted by nats.go, not the user's
 }
 
 // NewClient returns a client for url, one server or a comma-separated list,
@@ -80,17 +86,69 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-func splitServers(url string) ([]string, error) {
+// splitServers splits a comma-separated list of server URLs and checks each
+// as nats.go will read it, so that a URL no dial can use is NewClient's
+// error rather than a Connect that retries until its context ends.
+func splitServers(list string) ([]string, error) {
 	var servers []string
-	for _, s := range strings.Split(url, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			servers = append(servers, s)
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
 		}
+		if err := checkServerURL(s); err != nil {
+			return nil, err
+		}
+		servers = append(servers, s)
 	}
 	if len(servers) == 0 {
 		return nil, invalidOption("url", "no server URL given")
 	}
 	return servers, nil
+}
+
+// serverSchemes are the schemes nats.go dials.
+var serverSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
+
+// checkServerURL reports what nats.go would fail on in raw: a URL it cannot
+// parse, a scheme it does not dial, no host, a port that is not one. Like
+// nats.go, it reads a URL without a scheme as nats://. The error never shows
+// a password (see hideUserInfo).
+func checkServerURL(raw string) error {
+	withScheme := raw
+	if !strings.Contains(raw, "://") {
+		withScheme = "nats://" + raw
+	}
+	u, err := url.Parse(withScheme)
+	if err != nil {
+		return invalidOption("url", "%q is not a valid server URL", hideUserInfo(raw))
+	}
+	shown := u.Redacted()
+	if !serverSchemes[u.Scheme] {
+		return invalidOption("url", "%q: scheme %q is not one of nats, tls, ws, wss", shown, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return invalidOption("url", "%q: no host", shown)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalidOption("url", "%q: port %q is not a number from 1 to 65535", shown, p)
+		}
+	}
+	return nil
+}
+
+// hideUserInfo masks whatever precedes the last "@" of a URL that could not
+// be parsed, where url.URL.Redacted cannot help: it may hold a password.
+func hideUserInfo(raw string) string {
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 // ensureRunning starts the supervisor on the first call that needs it, so a
@@ -179,6 +237,10 @@ func (c *Client) Stats() Stats {
 	if s.conn != nil {
 		st.add(s.conn.Stats())
 	}
+	// A probe's message may be counted before its result reaches the
+	// supervisor: never let that make a count wrap below zero.
+	st.InMsgs -= min(st.InMsgs, s.probes.InMsgs)
+	st.OutMsgs -= min(st.OutMsgs, s.probes.OutMsgs)
 	return st
 }
 
@@ -214,6 +276,11 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 	if err := checkCall(ctx, subject); err != nil {
 		return err
 	}
+	if len(subject) > longSubject {
+		if err := checkLine(subject, "PUB", pubLineLen(subject, "", len(data), false)); err != nil {
+			return err
+		}
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
 		return s.blocked
@@ -237,6 +304,12 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 			return fmt.Errorf("reply %w", err)
 		}
 	}
+	if len(msg.Subject)+len(msg.Reply) > longSubject {
+		n := pubLineLen(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0)
+		if err := checkLine(msg.Subject, "PUB", n); err != nil {
+			return err
+		}
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
 		return s.blocked
@@ -255,9 +328,20 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 	if err := checkCall(ctx, subject); err != nil {
 		return nil, err
 	}
+	if len(subject) > longSubject {
+		if err := checkLine(subject, "PUB", pubLineLen(subject, "", len(data), false)); err != nil {
+			return nil, err
+		}
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
 		return nil, s.blocked
+	}
+	if len(subject) > longSubject {
+		// The reply subject is an inbox of the connection: measure one.
+		if err := checkLine(subject, "PUB", pubLineLen(subject, s.conn.NewRespInbox(), len(data), false)); err != nil {
+			return nil, err
+		}
 	}
 	var (
 		msg *nats.Msg

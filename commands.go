@@ -70,10 +70,13 @@ type dialResult struct {
 	err error
 }
 
-// probeResult is the outcome of the half-open probe of a live connection.
+// probeResult is the outcome of a probe of a live connection: whether its
+// message went out and came back (see roundTrip), so that Stats can leave
+// the probes out of the user's message counts.
 type probeResult struct {
-	nc  *nats.Conn
-	err error
+	nc         *nats.Conn
+	sent, came bool
+	err        error
 }
 
 func newReply() chan error { return make(chan error, 1) }

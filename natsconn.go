@@ -84,6 +84,12 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 // open interval while it is open. It runs on nats.go's goroutine and reads
 // only the published snapshot.
 //
+// While the breaker is half-open, nats.go's attempt was the probe, and
+// asking for a delay means it failed; the supervisor may not have reopened
+// the breaker yet, so wait the longest interval it can reopen for. The
+// reconnect wait there would give a failing server two connections per
+// interval.
+//
 // nats.go calls it before each round of attempts, so a call after the first
 // follows a failed round. A round that failed after the TCP connection was
 // made (no INFO from a frozen server, a refused CONNECT, a failed TLS
@@ -97,12 +103,41 @@ func (c *Client) reconnectDelay(attempt int) time.Duration {
 			c.sup.reportFailure(snap.gen, fmt.Errorf("natsclient: reconnect: %w", err))
 		}
 	}
-	if snap.breaker == BreakerOpen {
+	switch snap.breaker {
+	case BreakerOpen:
 		if d := time.Until(snap.probeAt); d > 0 {
 			return d
 		}
+	case BreakerHalfOpen:
+		return max(snap.reopenFor, c.opts.reconnectWait)
 	}
 	return c.opts.reconnectWait
+}
+
+// roundTrip proves that the server processes what nc sends: a message to a
+// fresh inbox must come back within timeout. It is the breaker's probe.
+//
+// It is not FlushTimeout: nats.go pairs each PONG with the oldest waiting
+// flush, and a PING queued while it reconnects and lost with a connection
+// that failed during its handshake leaves a waiting flush that no PONG will
+// ever answer. From then on every flush is paired with the PONG of the one
+// before and times out; a probe made of flushes would never succeed again.
+func roundTrip(nc *nats.Conn, timeout time.Duration) probeResult {
+	r := probeResult{nc: nc}
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer sub.Unsubscribe()
+	if r.err = nc.Publish(inbox, nil); r.err != nil {
+		return r
+	}
+	r.sent = true
+	_, r.err = sub.NextMsg(timeout)
+	r.came = r.err == nil
+	return r
 }
 
 // lifeDialer dials with the client's lifetime context, so that Close aborts a

@@ -8,16 +8,28 @@ import (
 
 // ValidateSubject reports whether subject can be published to: not empty, no
 // whitespace or control characters, no empty tokens ("a..b", a leading or
-// trailing dot) and no wildcards. The error matches ErrInvalidArgument and
-// nats.ErrBadSubject, and says what is wrong.
+// trailing dot), no wildcards, and short enough that the protocol line that
+// carries it fits the server's control-line limit (MaxControlLine). The
+// error matches ErrInvalidArgument and nats.ErrBadSubject, and says what is
+// wrong.
+//
+// Publish, Request and Subscribe check the whole line they send, with the
+// reply subject, queue group and size, so a subject this accepts may still
+// be refused there when it is within a few bytes of the limit.
 func ValidateSubject(subject string) error {
-	return validateSubject(subject, false)
+	if err := validateSubject(subject, false); err != nil {
+		return err
+	}
+	return checkLine(subject, "PUB", len("PUB ")+len(subject)+len(" 0\r\n"))
 }
 
 // ValidateSubscribeSubject is ValidateSubject for subscriptions: the
 // wildcards "*" (one token) and ">" (the last token) are allowed.
 func ValidateSubscribeSubject(subject string) error {
-	return validateSubject(subject, true)
+	if err := validateSubject(subject, true); err != nil {
+		return err
+	}
+	return checkLine(subject, "SUB", len("SUB ")+len(subject)+len(" 1\r\n"))
 }
 
 func validateSubject(subject string, wildcards bool) error {
@@ -25,6 +37,68 @@ func validateSubject(subject string, wildcards bool) error {
 		return nil
 	}
 	return explainSubject(subject, wildcards)
+}
+
+// MaxControlLine is the longest protocol line, in bytes with its CRLF, that
+// the client sends: nats-server's default max_control_line. A server closes
+// a connection that sends a longer one, so the client refuses the call
+// instead: a subject that is too long would otherwise cost a connection on
+// every attempt. Servers do not announce their limit; against one configured
+// lower, such a call costs a connection, and the breaker and its backoff
+// bound how often.
+const MaxControlLine = 4096
+
+// longSubject is the length from which the hot path checks the protocol
+// line; shorter subjects fit whatever reply, queue or size goes with them
+// (the reply and queue group are checked on their own).
+const longSubject = MaxControlLine / 2
+
+// Widths in bytes of the protocol line's parts other than the subject, as
+// nats.go writes them. A subscription ID is at most a uint64.
+const (
+	sidWidth = len("18446744073709551615")
+	crlf     = len("\r\n")
+)
+
+// pubLineLen is the length of the PUB (or, with headers, HPUB) line that
+// sends size bytes to subject. With headers the header length is at most
+// size, so its digits are counted as size's.
+func pubLineLen(subject, reply string, size int, headers bool) int {
+	n := len("PUB ") + len(subject) + 1 + digits(size) + crlf
+	if headers {
+		n += len("H") + digits(size) + 1
+	}
+	if reply != "" {
+		n += len(reply) + 1
+	}
+	return n
+}
+
+// subLineLen is the length of the SUB line for subject and queue, with the
+// widest subscription ID.
+func subLineLen(subject, queue string) int {
+	n := len("SUB ") + len(subject) + 1 + sidWidth + crlf
+	if queue != "" {
+		n += len(queue) + 1
+	}
+	return n
+}
+
+func digits(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// checkLine refuses a protocol line over MaxControlLine, naming the limit.
+func checkLine(subject, op string, n int) error {
+	if n <= MaxControlLine {
+		return nil
+	}
+	return fmt.Errorf("%w: subject %q (%d bytes): its %s protocol line would be %d bytes, over the %d-byte control-line limit of the server (max_control_line): %w",
+		ErrInvalidArgument, subject, len(subject), op, n, MaxControlLine, nats.ErrBadSubject)
 }
 
 // Byte classes of plainSubject's table.
@@ -99,10 +173,14 @@ func badSubject(subject, why string) error {
 	return fmt.Errorf("%w: subject %q: %s: %w", ErrInvalidArgument, subject, why, nats.ErrBadSubject)
 }
 
-// validateQueue checks a queue group name: not empty, no whitespace.
+// validateQueue checks a queue group name: not empty, no whitespace, not so
+// long that no SUB line could carry it.
 func validateQueue(queue string) error {
 	if queue == "" {
 		return invalidArgument("empty queue group name")
+	}
+	if len(queue) > longSubject {
+		return invalidArgument("queue group name of %d bytes: longer than %d, half the %d-byte control-line limit of the server", len(queue), longSubject, MaxControlLine)
 	}
 	for i := 0; i < len(queue); i++ {
 		if queue[i] <= ' ' || queue[i] == 0x7f {

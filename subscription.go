@@ -64,6 +64,9 @@ func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Sub
 	if err := ValidateSubscribeSubject(subject); err != nil {
 		return nil, err
 	}
+	if err := checkLine(subject, "SUB", subLineLen(subject, queue)); err != nil {
+		return nil, err
+	}
 	if handler == nil {
 		return nil, invalidArgument("nil message handler for subject %q", subject)
 	}

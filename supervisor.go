@@ -121,6 +121,7 @@ type supervisor struct {
 
 	reconnects, connections uint64
 	pastStats               Stats // counters of connections since replaced
+	probeMsgs               Stats // messages of the probes, left out of Stats
 }
 
 // failBuffer is how many transport failures calls may report before the
@@ -281,6 +282,7 @@ func (s *supervisor) snapshot() *snapshot {
 		state:   s.state,
 		breaker: s.breaker.state,
 		stats:   s.pastStats,
+		probes:  s.probeMsgs,
 	}
 	snap.stats.State = s.state
 	snap.stats.Breaker = s.breaker.state
@@ -294,6 +296,7 @@ func (s *supervisor) snapshot() *snapshot {
 		snap.blocked = ErrClosed
 	case s.breaker.state != BreakerClosed:
 		snap.probeAt = s.breaker.openUntil
+		snap.reopenFor = s.breaker.interval()
 		snap.blocked = &CircuitOpenError{Cause: s.breaker.lastErr, RetryAt: s.breaker.openUntil}
 	case s.conn == nil && s.connections > 0:
 		snap.blocked = errBetweenConnections(s.lastErr)

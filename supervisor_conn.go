@@ -207,20 +207,26 @@ func (s *supervisor) proven() {
 	}
 }
 
-// startProbe flushes the connection off the loop; the result comes back on
-// probeDone.
+// startProbe runs a round trip on the connection off the loop; the result
+// comes back on probeDone.
 func (s *supervisor) startProbe() {
 	s.enter(probing, time.Time{})
 	done := make(chan probeResult, 1)
 	s.probeDone = done
 	nc, timeout := s.conn, s.opts.timeout
 	go func() {
-		done <- probeResult{nc: nc, err: nc.FlushTimeout(timeout)}
+		done <- roundTrip(nc, timeout)
 	}()
 }
 
 func (s *supervisor) handleProbeResult(r probeResult) {
 	s.probeDone = nil
+	if r.sent {
+		s.probeMsgs.OutMsgs++
+	}
+	if r.came {
+		s.probeMsgs.InMsgs++
+	}
 	if s.phase == closing {
 		s.checkFinished()
 		return
@@ -234,7 +240,7 @@ func (s *supervisor) handleProbeResult(r probeResult) {
 		// connection that never answers opens the breaker.
 		now := time.Now()
 		s.enter(connected, now.Add(s.opts.reconnectWait))
-		s.failure(fmt.Errorf("natsclient: probe flush: %w", r.err))
+		s.failure(fmt.Errorf("natsclient: probe: %w", r.err))
 		return
 	}
 	s.enter(connected, time.Time{})

@@ -1,0 +1,111 @@
+package natsclient_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
+)
+
+// Closed is final (defect 5): a Connect whose short deadline ends while
+// Close runs must not move the state out of Closed. Before, the withdrawn
+// Connect was handled after closing began, and subscribers saw Closed →
+// Disconnected and Publish returned ErrNotConnected instead of ErrClosed.
+// The race is run many times, half against a running server (the Connect
+// may succeed) and half against one that is down (it cannot).
+func TestClosedIsFinalWhenConnectRacesClose(t *testing.T) {
+	srv := natstest.NewServer(t)
+	down := natstest.NewServer(t)
+	down.Stop()
+	const rounds = 200
+	for i := range rounds {
+		url := srv.URL()
+		if i%2 == 1 {
+			url = down.URL()
+		}
+		c, err := natsclient.NewClient(url, fast()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := c.StateChanges(context.Background())
+		deadline := time.Duration(rand.Int64N(int64(2 * time.Millisecond)))
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		var wg sync.WaitGroup
+		var connectErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			connectErr = c.Connect(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			if err := c.Close(context.Background()); err != nil {
+				t.Errorf("round %d: Close: %v", i, err)
+			}
+		}()
+		wg.Wait()
+		cancel()
+		if connectErr != nil && !errors.Is(connectErr, natsclient.ErrClosed) && !errors.Is(connectErr, context.DeadlineExceeded) {
+			t.Fatalf("round %d: Connect = %v, want nil, ErrClosed or its deadline", i, connectErr)
+		}
+		if st := c.State(); st != natsclient.StateClosed {
+			t.Fatalf("round %d: State after Close = %v", i, st)
+		}
+		if err := c.Publish(context.Background(), "a", nil); !errors.Is(err, natsclient.ErrClosed) {
+			t.Fatalf("round %d: Publish after Close = %v, want ErrClosed", i, err)
+		}
+		closedSeen := false
+		for ev := range events {
+			if closedSeen {
+				t.Fatalf("round %d: event after Closed: %v -> %v", i, ev.From, ev.To)
+			}
+			closedSeen = ev.To == natsclient.StateClosed
+		}
+		if !closedSeen {
+			t.Fatalf("round %d: the last event was not the change to Closed", i)
+		}
+	}
+}
+
+// Between connections (nats.go gave its connection up and the supervisor
+// is dialling a new one) a call fails at once with an error matching
+// ErrNotConnected that says so, and the state is Reconnecting; once the
+// server is back the same client works again (defect 9).
+func TestNotConnectedBetweenConnections(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithClientOptions(
+		natsclient.WithMaxReconnects(0), // nats.go gives up at once
+		natsclient.WithCircuitBreakerThreshold(1000),
+	))
+	c, ctx := tc.Client, testContext(t)
+	events := c.StateChanges(ctx)
+	tc.Server.Stop()
+	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	var err error
+	eventually(t, "a call between connections", func() bool {
+		err = c.Publish(ctx, "between", nil)
+		return errors.Is(err, natsclient.ErrNotConnected)
+	})
+	if errors.Is(err, natsclient.ErrCircuitOpen) || c.Stats().Connections != 1 {
+		t.Fatalf("Publish between connections = %v (stats %+v), want ErrNotConnected alone", err, c.Stats())
+	}
+	if !strings.Contains(err.Error(), "new one is being dialled") {
+		t.Fatalf("Publish between connections = %v: does not say a new connection is coming", err)
+	}
+	if st := c.State(); st != natsclient.StateReconnecting {
+		t.Fatalf("State between connections = %v, want reconnecting", st)
+	}
+	tc.Server.Start()
+	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
+	if err := c.Publish(ctx, "after", nil); err != nil {
+		t.Fatalf("Publish after the new connection: %v", err)
+	}
+	if n := c.Stats().Connections; n != 2 {
+		t.Fatalf("Connections = %d, want 2", n)
+	}
+}
