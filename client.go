@@ -208,17 +208,26 @@ func (c *Client) connectAbandoned(err error) error {
 // ended. When ctx ends first the connection is closed at once and ctx's error
 // is returned. Close is idempotent; later calls return nil. Called from inside
 // a client callback, it does not wait for that callback to return.
+//
+// Called from inside a Subscription's message handler, Close returns once
+// every other subscription has drained, without waiting for the calling
+// handler (whose subscription drains after it returns); the client's
+// goroutines end, and pending publishes are flushed, once it has returned.
 func (c *Client) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
 	c.ensureRunning()
-	cmd := closeCmd{ctx: ctx, reply: newReply()}
+	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
 	var err error
 	select {
 	case c.sup.closec <- cmd:
+		select {
+		case hc := <-cmd.fromHandler:
+			return hc.wait(ctx)
+		case err = <-cmd.reply:
+		}
 		<-c.sup.done
-		err = <-cmd.reply
 	case <-c.sup.done: // already closed
 	}
 	if !c.sup.inCallback.Load() {
@@ -269,8 +278,10 @@ func (s *Stats) add(n nats.Statistics) {
 }
 
 // Publish sends data to subject. It fails at once with ErrCircuitOpen while
-// the breaker is open, ErrNotConnected before Connect and ErrClosed after
-// Close; an invalid subject or nil ctx is an ErrInvalidArgument error and a
+// the breaker is open, ErrNotConnected while there is no connection (before
+// Connect, or between connections while a new one is dialled) and ErrClosed
+// after Close; an invalid subject (or one too long for the server's control
+// line, see MaxControlLine) or nil ctx is an ErrInvalidArgument error and a
 // payload over the server's limit matches nats.ErrMaxPayload.
 func (c *Client) Publish(ctx context.Context, subject string, data []byte) error {
 	if err := checkCall(ctx, subject); err != nil {

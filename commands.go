@@ -2,6 +2,7 @@ package natsclient
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 )
@@ -19,6 +20,33 @@ type connectCmd struct {
 type closeCmd struct {
 	ctx   context.Context
 	reply chan error
+	// caller is the goroutine that called Close. When it is a message
+	// handler's, the supervisor answers on fromHandler instead, at once, with
+	// what the handler must wait for: it cannot wait for the drain, which
+	// waits for it.
+	caller      uint64
+	fromHandler chan handlerClose
+}
+
+// handlerClose is what a Close called from a message handler waits for: the
+// other subscriptions' drains, each signalled by nats.go closing its
+// channel.
+type handlerClose struct {
+	drained []<-chan nats.SubStatus
+}
+
+// wait waits until each drain has ended, or ctx.
+func (hc handlerClose) wait(ctx context.Context) error {
+	for _, ch := range hc.drained {
+		for open := true; open; {
+			select {
+			case _, open = <-ch:
+			case <-ctx.Done():
+				return fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(ctx))
+			}
+		}
+	}
+	return nil
 }
 
 type subscribeCmd struct {

@@ -27,11 +27,15 @@
 //
 // States go Disconnected → Connecting → Connected, then Reconnecting while a
 // lost connection is re-established and Connected again, and Closed after
-// Close. Connect dials with backoff until ctx ends; a permanent error (bad
-// credentials, a TLS failure) is returned at once and matches ErrPermanent.
-// Once connected, nats.go's own reconnect runs first; when nats.go gives a
-// connection up (after WithMaxReconnects attempts) the supervisor dials a new
-// one and subscribes every Subscription again, so handles never go stale.
+// Close; Closed is final. A connection counts as Connected once the server
+// has answered on it, so a server that drops every new connection opens the
+// breaker rather than causing a reconnect loop. Connect dials with backoff
+// until ctx ends; a permanent error (bad credentials, a TLS failure) is
+// returned at once and matches ErrPermanent. Once connected, nats.go's own
+// reconnect runs first; when nats.go gives a connection up (after
+// WithMaxReconnects attempts) the supervisor dials a new one and subscribes
+// every Subscription again, so handles never go stale. Between the two,
+// calls fail at once with ErrNotConnected.
 //
 // # Circuit breaker
 //
@@ -41,10 +45,10 @@
 // opens, and every guarded call fails at once with an error matching
 // ErrCircuitOpen that also wraps the failure that opened it. After an
 // interval that starts at the reconnect wait and doubles with each reopening
-// (capped by WithMaxBackoff, with jitter), the supervisor itself probes the
-// server (half-open): success closes the breaker, failure reopens it. The
-// caller's mistakes never count: a cancelled context, no responders, an
-// invalid subject, an oversized payload.
+// (capped by WithMaxBackoff; jitter draws each between half and all of it),
+// the supervisor itself probes the server (half-open): success closes the
+// breaker, failure reopens it. The caller's mistakes never count: a cancelled
+// context, no responders, an invalid subject, an oversized payload.
 //
 // # State events
 //

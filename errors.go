@@ -21,7 +21,8 @@ var (
 	// ErrCircuitOpen is matched by every call refused because the circuit
 	// breaker is open. Such an error also wraps the failure that opened it.
 	ErrCircuitOpen = errors.New("natsclient: circuit breaker is open")
-	// ErrNotConnected is returned by calls made before Connect succeeded.
+	// ErrNotConnected is returned by calls made while the client has no
+	// connection: before Connect succeeded, or between connections.
 	ErrNotConnected = errors.New("natsclient: not connected to NATS")
 	// ErrClosed is returned by calls made after Close.
 	ErrClosed = errors.New("natsclient: client is closed")
@@ -88,7 +89,7 @@ var transportErrors = []error{
 }
 
 // isTransportFailure decides what the breaker counts. It is the single place
-// where that decision lives (see DESIGN.md, "What counts as a failure"):
+// where that decision lives (see docs/design.md, "What counts as a failure"):
 // dial failures, a closed or stale connection, a full reconnect buffer and
 // timeouts of our own count; the caller's context ending, no responders,
 // invalid subjects, oversized payloads and anything the server refused for

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
 )
 
 // Closed is final (defect 5): a Connect whose short deadline ends while
@@ -107,5 +109,68 @@ func TestNotConnectedBetweenConnections(t *testing.T) {
 	}
 	if n := c.Stats().Connections; n != 2 {
 		t.Fatalf("Connections = %d, want 2", n)
+	}
+}
+
+// Close called from a message handler returns once the other
+// subscriptions have drained, without waiting for the calling handler, and
+// the client's goroutines end once that handler has returned (defect 4).
+// Before, the drain waited for the handler that was waiting for the drain:
+// Close never returned with context.Background.
+func TestCloseFromMessageHandler(t *testing.T) {
+	tc := natstest.NewTestClient(t)
+	closed := make(chan struct{})
+	c, err := natsclient.NewClient(tc.URL, fast(natsclient.WithClosedCallback(func() { close(closed) }))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The other subscription holds queued messages when Close begins: its
+	// handler waits until the closing handler is running.
+	const queued = 20
+	closing := make(chan struct{})
+	var handled atomic.Int32
+	if _, err := c.Subscribe("work", func(*nats.Msg) {
+		<-closing
+		handled.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	var handledAtReturn int32
+	if _, err := c.Subscribe("stop", func(*nats.Msg) {
+		close(closing)
+		err := c.Close(context.Background())
+		handledAtReturn = handled.Load()
+		result <- err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range queued {
+		if err := c.Publish(ctx, "work", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := receive(t, result, "Close's return in the handler"); err != nil {
+		t.Fatalf("Close from a handler = %v", err)
+	}
+	if handledAtReturn != queued {
+		t.Fatalf("Close returned when %d of %d queued messages were handled: the other subscription had not drained", handledAtReturn, queued)
+	}
+	receive(t, closed, "the closed callback, once the handler returned")
+	if st := c.State(); st != natsclient.StateClosed {
+		t.Fatalf("State = %v", st)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close after Close from a handler = %v", err)
 	}
 }

@@ -1,7 +1,10 @@
 package natsclient
 
 import (
+	"bytes"
 	"context"
+	"runtime"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +21,16 @@ type Subscription struct {
 	// inner is the nats.go subscription on the current connection. Only the
 	// supervisor stores it.
 	inner atomic.Pointer[nats.Subscription]
+	// delivery says which goroutine nats.go runs the handler on, so that a
+	// Close called from the handler can be told apart (see Client.Close).
+	delivery atomic.Pointer[delivery]
+}
+
+// delivery is the goroutine that delivers an inner subscription's messages:
+// nats.go runs one per asynchronous subscription.
+type delivery struct {
+	inner     *nats.Subscription
+	goroutine uint64
 }
 
 // Subject returns the subject the subscription listens on.
@@ -85,10 +98,42 @@ func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Sub
 
 // attach subscribes sub on nc. Called by the supervisor only.
 func (s *Subscription) attach(nc *nats.Conn) error {
-	inner, err := nc.QueueSubscribe(s.subject, s.queue, s.handler)
+	inner, err := nc.QueueSubscribe(s.subject, s.queue, s.deliver)
 	if err != nil {
 		return err
 	}
 	s.inner.Store(inner)
 	return nil
+}
+
+// deliver runs the handler for one message. It learns the delivering
+// goroutine from the first message of each inner subscription: after that,
+// the cost per message is one atomic load and a compare.
+func (s *Subscription) deliver(m *nats.Msg) {
+	if d := s.delivery.Load(); d == nil || d.inner != m.Sub {
+		s.delivery.Store(&delivery{inner: m.Sub, goroutine: goroutineID()})
+	}
+	s.handler(m)
+}
+
+// deliversOn reports whether the handler of the current inner subscription
+// runs on goroutine g.
+func (s *Subscription) deliversOn(g uint64) bool {
+	d := s.delivery.Load()
+	return d != nil && d.goroutine == g && d.inner == s.inner.Load()
+}
+
+// goroutineID returns the calling goroutine's id, read from the first line
+// of its stack trace ("goroutine 18 [running]:"). Go offers no other way to
+// know which goroutine calls; it is used only once per subscription and
+// once per Close, never per message.
+func goroutineID() uint64 {
+	var buf [64]byte
+	line := buf[:runtime.Stack(buf[:], false)]
+	line = bytes.TrimPrefix(line, []byte("goroutine "))
+	if i := bytes.IndexByte(line, ' '); i > 0 {
+		line = line[:i]
+	}
+	id, _ := strconv.ParseUint(string(line), 10, 64)
+	return id
 }

@@ -106,8 +106,9 @@ type supervisor struct {
 	wakeAt time.Time
 	timer  *time.Timer
 	// closeTimeout is the first Close's ctx.Done while a drain runs, nil
-	// otherwise.
+	// otherwise; closeCtx is that ctx.
 	closeTimeout <-chan struct{}
+	closeCtx     context.Context
 
 	connectWaiters []*connectCmd
 	closeWaiters   []closeCmd

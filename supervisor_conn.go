@@ -342,24 +342,60 @@ func (s *supervisor) connectionClosed() {
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {
-	if s.phase == closing {
+	// A Close from a message handler cannot wait for the drain, which waits
+	// for that handler: it gets the other subscriptions' drains to wait
+	// for, registered before the drain begins so that none is missed.
+	var fromHandler *handlerClose
+	for sub := range s.subs {
+		if sub.deliversOn(cmd.caller) {
+			fromHandler = s.othersDrained(sub)
+			break
+		}
+	}
+	switch {
+	case s.phase == closing && fromHandler == nil:
 		s.closeWaiters = append(s.closeWaiters, cmd)
 		return
+	case s.phase == closing:
+		cmd.fromHandler <- *fromHandler
+		return
+	case fromHandler == nil:
+		s.closeWaiters = []closeCmd{cmd}
 	}
+	s.beginClose(cmd.ctx)
+	if fromHandler != nil {
+		cmd.fromHandler <- *fromHandler
+	}
+}
+
+// othersDrained lists the drains a Close called from caller's handler
+// waits for: those of every other subscription on the connection.
+func (s *supervisor) othersDrained(caller *Subscription) *handlerClose {
+	hc := &handlerClose{}
+	for sub := range s.subs {
+		if inner := sub.inner.Load(); sub != caller && inner != nil && s.conn != nil {
+			hc.drained = append(hc.drained, inner.StatusChanged(nats.SubscriptionClosed))
+		}
+	}
+	return hc
+}
+
+// beginClose moves to closing: Connects are answered, a dial in progress is
+// aborted and the connection drains, until ctx ends.
+func (s *supervisor) beginClose(ctx context.Context) {
 	s.enter(closing, time.Time{})
-	s.closeWaiters = []closeCmd{cmd}
 	s.replyConnect(ErrClosed)
 	s.cancel()
 	s.setState(StateClosed, nil)
 	if s.conn != nil {
-		if cmd.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			s.conn.Close()
 		} else if err := s.conn.Drain(); err != nil {
 			// Draining needs a live connection; without one there is
 			// nothing to drain.
 			s.conn.Close()
 		} else {
-			s.closeTimeout = cmd.ctx.Done()
+			s.closeCtx, s.closeTimeout = ctx, ctx.Done()
 		}
 	}
 	s.checkFinished()
@@ -367,7 +403,7 @@ func (s *supervisor) handleClose(cmd closeCmd) {
 
 func (s *supervisor) handleCloseTimeout() {
 	s.closeTimeout = nil
-	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.closeWaiters[0].ctx))
+	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.closeCtx))
 	if s.conn != nil {
 		s.conn.Close()
 	}

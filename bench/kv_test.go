@@ -163,7 +163,7 @@ func kvUpdateOps(tb testing.TB, r *kvRig) (op, op) {
 }
 
 // The MsgID pairs compare the store's writes with what its exactly-once
-// promise (DESIGN.md, KVStore) costs when written by hand with jetstream:
+// promise (docs/design.md, "The exactly-once KV write") costs when written by hand with jetstream:
 // each write is a publish to the key's subject carrying a Nats-Msg-Id (and,
 // for an update, the expected revision), which the server checks against its
 // duplicate window. The difference between these and the plain Put and
