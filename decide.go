@@ -122,3 +122,33 @@ func afterDialFailure(permanent, everConnected bool) dialFailure {
 	}
 	return giveUp
 }
+
+// closeAction is what Close does with the connection.
+type closeAction uint8
+
+const (
+	closeNothing closeAction = iota // no connection: nothing to drain
+	closeNow                        // Close's ctx already ended: no time to drain
+	closeDrain                      // drain it, until Close's ctx ends
+)
+
+func onClose(hasConn, ctxEnded bool) closeAction {
+	switch {
+	case !hasConn:
+		return closeNothing
+	case ctxEnded:
+		return closeNow
+	}
+	return closeDrain
+}
+
+// afterProbe decides what follows a failed probe of a held connection: the
+// failure is counted by the caller, and the connection is probed again
+// after wait, unless the breaker is open, whose own interval then decides
+// (onTimer's connected case).
+func afterProbe(b *breaker, now time.Time, wait time.Duration) time.Time {
+	if b.state == BreakerOpen {
+		return b.openUntil
+	}
+	return now.Add(wait)
+}

@@ -120,6 +120,36 @@ func TestAfterDialFailure(t *testing.T) {
 	}
 }
 
+func TestOnClose(t *testing.T) {
+	for _, tc := range []struct {
+		hasConn, ctxEnded bool
+		want              closeAction
+	}{
+		{false, false, closeNothing},
+		{false, true, closeNothing},
+		{true, true, closeNow},
+		{true, false, closeDrain},
+	} {
+		if got := onClose(tc.hasConn, tc.ctxEnded); got != tc.want {
+			t.Errorf("onClose(hasConn %t, ctxEnded %t) = %d, want %d", tc.hasConn, tc.ctxEnded, got, tc.want)
+		}
+	}
+}
+
+func TestAfterProbe(t *testing.T) {
+	now := time.Unix(1000, 0)
+	closed := testBreaker(3)
+	closed.failure(now, errDial) // counted, still closed
+	if got := afterProbe(closed, now, 50*time.Millisecond); !got.Equal(now.Add(50 * time.Millisecond)) {
+		t.Errorf("breaker closed: probe again at %v, want after the reconnect wait", got)
+	}
+	open := testBreaker(1)
+	open.failure(now, errDial)
+	if got := afterProbe(open, now, 50*time.Millisecond); !got.Equal(open.openUntil) {
+		t.Errorf("breaker open: probe again at %v, want at the end of its interval %v", got, open.openUntil)
+	}
+}
+
 func TestPhaseNames(t *testing.T) {
 	for p := idle; p <= closed; p++ {
 		if p.String() == "" {

@@ -211,6 +211,12 @@ func (s *supervisor) proven() {
 // comes back on probeDone.
 func (s *supervisor) startProbe() {
 	s.enter(probing, time.Time{})
+	if s.probeDone != nil {
+		// A probe overtaken by a lost connection is still running on the
+		// same *nats.Conn: its answer serves. Starting another would leave
+		// a goroutine whose answer nobody reads.
+		return
+	}
 	done := make(chan probeResult, 1)
 	s.probeDone = done
 	nc, timeout := s.conn, s.opts.timeout
@@ -235,12 +241,11 @@ func (s *supervisor) handleProbeResult(r probeResult) {
 		return // overtaken: the connection was lost or replaced meanwhile
 	}
 	if r.err != nil {
-		// Probe again after the reconnect wait, unless the breaker opened
-		// and probes at its own pace: each failed probe counts, so a
-		// connection that never answers opens the breaker.
+		// Each failed probe counts, so a connection that never answers
+		// opens the breaker.
 		now := time.Now()
-		s.enter(connected, now.Add(s.opts.reconnectWait))
 		s.failure(fmt.Errorf("natsclient: probe: %w", r.err))
+		s.enter(connected, afterProbe(&s.breaker, now, s.opts.reconnectWait))
 		return
 	}
 	s.enter(connected, time.Time{})
@@ -387,10 +392,11 @@ func (s *supervisor) beginClose(ctx context.Context) {
 	s.replyConnect(ErrClosed)
 	s.cancel()
 	s.setState(StateClosed, nil)
-	if s.conn != nil {
-		if ctx.Err() != nil {
-			s.conn.Close()
-		} else if err := s.conn.Drain(); err != nil {
+	switch onClose(s.conn != nil, ctx.Err() != nil) {
+	case closeNow:
+		s.conn.Close()
+	case closeDrain:
+		if err := s.conn.Drain(); err != nil {
 			// Draining needs a live connection; without one there is
 			// nothing to drain.
 			s.conn.Close()
