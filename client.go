@@ -160,7 +160,9 @@ func (c *Client) ensureRunning() {
 }
 
 // Connect connects to the server, retrying failed dials with backoff until it
-// succeeds or ctx ends. A permanent error (an authorization violation, a TLS
+// succeeds or ctx ends. It returns once the server has answered on the new
+// connection, so a connection the server drops at once is retried, not
+// reported as connected. A permanent error (an authorization violation, a TLS
 // failure) is returned at once and matches ErrPermanent. Calling Connect on a
 // connected client does nothing and returns nil. After Close it returns
 // ErrClosed.
