@@ -227,17 +227,6 @@ func (s *supervisor) exit() {
 	close(s.done)
 }
 
-// stopped reports whether the loop has ended, for callers that must not
-// wait on it.
-func (s *supervisor) stopped() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // reportFailure hands a transport failure seen outside the supervisor to it,
 // without ever waiting: if the buffer is full the supervisor is already busy
 // with failures, and one more adds nothing. It is the only way failures

@@ -13,7 +13,7 @@ import (
 // events, the timer and Close. What to do next is decided by the pure
 // functions of decide.go; these handlers carry it out.
 
-// everConnected reports whether a Connect ever succeeded: from then on a lost
+// everConnected reports whether a dial ever succeeded: from then on a lost
 // connection is always dialled again, until Close.
 func (s *supervisor) everConnected() bool { return s.connections > 0 }
 
@@ -174,15 +174,6 @@ func (s *supervisor) install(nc *nats.Conn) {
 			s.opts.logf("resubscribe %q: %v", sub.subject, err)
 		}
 	}
-	s.up()
-}
-
-// up starts the probe of a connection that is up, by a dial or by nats.go's
-// reconnect. Until the server has answered on it the connection is not
-// announced: a server that accepts connections and closes each at once (a
-// protocol line it refuses, a limit) must keep the breaker counting, not
-// reset it with every connection.
-func (s *supervisor) up() {
 	s.startProbe()
 }
 
@@ -208,7 +199,11 @@ func (s *supervisor) proven() {
 }
 
 // startProbe runs a round trip on the connection off the loop; the result
-// comes back on probeDone.
+// comes back on probeDone. Every connection that comes up, by a dial or by
+// nats.go's reconnect, is probed before it is announced: a server that
+// accepts connections and closes each at once (a protocol line it refuses, a
+// limit, a proxy that resets) must keep the breaker counting, not reset it
+// with every connection.
 func (s *supervisor) startProbe() {
 	s.enter(probing, time.Time{})
 	if s.probeDone != nil {
@@ -317,7 +312,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 	case evReconnectFailed:
 		s.failure(ev.err)
 	case evReconnected:
-		s.up()
+		s.startProbe()
 	case evAsyncError:
 		s.opts.logf("asynchronous error: %v", ev.err)
 	}
