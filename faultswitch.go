@@ -21,5 +21,6 @@ func lostAckAsConflict(err error) error {
 	if !breakExactlyOnce || !maybeSent(err) {
 		return err
 	}
-	return fmt.Errorf("natsclient_broken: lost acknowledgement (%v) taken for a conflict: %w", err, jetstream.ErrKeyRevisionMismatch)
+	return &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence,
+		Description: fmt.Sprintf("natsclient_broken: lost acknowledgement (%v) taken for a conflict", err)}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -72,8 +73,33 @@ func checkLinearizable(t *testing.T, model porcupine.Model, ops []porcupine.Oper
 	what := "NOT linearizable"
 	if res == porcupine.Unknown {
 		what = fmt.Sprintf("not decided within %v", checkTimeout)
+	} else {
+		logShortestFailure(t, model, ops)
 	}
 	t.Fatalf("history of %d operations is %s; visualization: %s; history (JSON): %s", len(ops), what, vis, hist)
+}
+
+// logShortestFailure finds, for each partition (key) of ops that is not
+// linearizable, the shortest prefix in call order that is not, and logs
+// its last operations: the first place where no order explains what the
+// clients saw, which the visualization shows in full.
+func logShortestFailure(t *testing.T, model porcupine.Model, ops []porcupine.Operation) {
+	t.Helper()
+	for _, part := range model.Partition(ops) {
+		sort.Slice(part, func(i, j int) bool { return part[i].Call < part[j].Call })
+		if porcupine.CheckOperations(model, part) {
+			continue
+		}
+		n := sort.Search(len(part), func(n int) bool { return !porcupine.CheckOperations(model, part[:n+1]) }) + 1
+		t.Logf("the first %d of %d operations on this key are not linearizable; the last of them (times in ms):", n, len(part))
+		for _, op := range part[max(0, n-15):n] {
+			ret := "∞"
+			if op.Return != math.MaxInt64 {
+				ret = fmt.Sprint(op.Return / 1e6)
+			}
+			t.Logf("  client %d [%d, %s] %s", op.ClientId, op.Call/1e6, ret, model.DescribeOperation(op.Input, op.Output))
+		}
+	}
 }
 
 // artifactDir is where a failure's files go: the test's artifact directory

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,8 +52,9 @@ func TestLinearizableKV(t *testing.T) {
 	h := newHistory()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	lost := &lostAcks{}
 	for id := range clients {
-		c := newLinClient(t, cl)
+		c := newLinClient(t, cl, natsclient.WithLogger(lost))
 		b, err := c.KeyValueBucket(ctx, bucket)
 		if err != nil {
 			t.Fatal(err)
@@ -75,8 +78,8 @@ func TestLinearizableKV(t *testing.T) {
 		counts[op.Output.(kvOutput).Result]++
 	}
 	unknown := counts[resultUnknown]
-	t.Logf("operations checked: %d (%v); unknown outcomes: %d (%.2f%%); faults: %s",
-		len(ops), counts, unknown, 100*float64(unknown)/float64(max(len(ops), 1)), n.report())
+	t.Logf("operations checked: %d (%v); unknown outcomes: %d (%.2f%%); writes that lost their acknowledgement: %d; faults: %s",
+		len(ops), counts, unknown, 100*float64(unknown)/float64(max(len(ops), 1)), lost.n.Load(), n.report())
 	if counts[resultOK] < 50 {
 		t.Fatalf("only %d operations succeeded: the workload made too little progress to prove anything", counts[resultOK])
 	}
@@ -84,18 +87,29 @@ func TestLinearizableKV(t *testing.T) {
 }
 
 // newLinClient connects a client to every member, closed when the test ends.
-func newLinClient(t *testing.T, cl *natstest.Cluster) *natsclient.Client {
+func newLinClient(t *testing.T, cl *natstest.Cluster, opts ...natsclient.Option) *natsclient.Client {
 	t.Helper()
-	c := newClient(t, cl.URLs(),
-		natsclient.WithReconnectWait(25*time.Millisecond),
-		natsclient.WithMaxBackoff(500*time.Millisecond),
+	c := newClient(t, cl.URLs(), append([]natsclient.Option{
+		natsclient.WithReconnectWait(25 * time.Millisecond),
+		natsclient.WithMaxBackoff(500 * time.Millisecond),
 		natsclient.WithTimeout(time.Second),
 		natsclient.WithMaxReconnects(-1),
-	)
+	}, opts...)...)
 	if err := c.Connect(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// lostAcks counts the writes whose acknowledgement the store reports lost
+// (its log says so before it reads back what was stored): how often the
+// run exercised the exactly-once path.
+type lostAcks struct{ n atomic.Int64 }
+
+func (l *lostAcks) Printf(format string, _ ...any) {
+	if strings.Contains(format, ": no acknowledgement (") {
+		l.n.Add(1)
+	}
 }
 
 // readsFromLeader turns direct gets off on stream, so that reads are

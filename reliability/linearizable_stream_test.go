@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -54,16 +55,38 @@ func TestLinearizableStream(t *testing.T) {
 	wg.Wait()
 
 	stored := readStream(t, admin, stream)
-	var sent, acked, unknown, unknownStored int
-	var violations []string
-	seen := map[string][]uint64{} // message ID → the sequences it is stored at
-	for seq, id := range stored {
-		seen[id] = append(seen[id], seq)
-	}
+	violations, unknownStored := streamViolations(pubs, stored)
+	var sent, acked, unknown int
 	for _, p := range pubs {
 		sent += p.next
 		acked += len(p.acked)
 		unknown += len(p.unknown)
+	}
+	t.Logf("messages sent: %d, acknowledged: %d, unknown outcome: %d (%.2f%%, %d of them stored), in the stream: %d; faults: %s",
+		sent, acked, unknown, 100*float64(unknown)/float64(max(sent, 1)), unknownStored, len(stored), n.report())
+	if acked < 50 {
+		t.Fatalf("only %d messages acknowledged: the workload made too little progress to prove anything", acked)
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+}
+
+// streamViolations checks what the stream holds (message ID by sequence)
+// against what the publishers sent, and counts the messages of unknown
+// outcome that were stored.
+func streamViolations(pubs []*streamPublisher, stored map[uint64]string) (violations []string, unknownStored int) {
+	seen := map[string][]uint64{} // message ID → the sequences it is stored at
+	for seq, id := range stored {
+		seen[id] = append(seen[id], seq)
+	}
+	for id, at := range seen {
+		slices.Sort(at)
+		if !sentBy(pubs, id) { // an ID no publisher used, or none at all
+			violations = append(violations, fmt.Sprintf("%q stored at %v was never sent", id, at))
+		}
+	}
+	for _, p := range pubs {
 		last := uint64(0)
 		for k := range p.next {
 			id := msgID(p.id, k)
@@ -89,19 +112,8 @@ func TestLinearizableStream(t *testing.T) {
 			last = max(last, ack)
 		}
 	}
-	for id, at := range seen {
-		if !sentBy(pubs, id) { // an ID no publisher used, or none at all
-			violations = append(violations, fmt.Sprintf("%q stored at %v was never sent", id, at))
-		}
-	}
-	t.Logf("messages sent: %d, acknowledged: %d, unknown outcome: %d (%.2f%%, %d of them stored), in the stream: %d; faults: %s",
-		sent, acked, unknown, 100*float64(unknown)/float64(max(sent, 1)), unknownStored, len(stored), n.report())
-	if acked < 50 {
-		t.Fatalf("only %d messages acknowledged: the workload made too little progress to prove anything", acked)
-	}
-	for _, v := range violations {
-		t.Error(v)
-	}
+	slices.Sort(violations)
+	return violations, unknownStored
 }
 
 // streamPublisher sends numbered messages one after another and remembers how
