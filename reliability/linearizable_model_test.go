@@ -46,8 +46,8 @@ const (
 	// resultBusy is a conflict the server gave because another write to the
 	// key was still in flight (error code 10164): not stored, but it says
 	// nothing of where the key is. See busyRefusal.
-	resultBusy = "refused, key busy"
-	resultUnknown  = "unknown"   // ErrKVUnknownOutcome: it may or may not have taken effect
+	resultBusy    = "refused, key busy"
+	resultUnknown = "unknown" // ErrKVUnknownOutcome: it may or may not have taken effect
 )
 
 // kvInput is an operation as invoked.
