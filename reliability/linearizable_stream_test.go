@@ -164,46 +164,66 @@ func sentBy(pubs []*streamPublisher, id string) bool {
 
 // readStream reads every message of stream back, in order, through an
 // ordered consumer, up to the last sequence its leader reports; it returns
-// each sequence's message ID.
+// each sequence's message ID. A cluster that has just healed may still
+// answer "no responders" or time out for a moment: the whole read is tried
+// again, from the start, for up to readBackWait.
 func readStream(t *testing.T, c *natsclient.Client, name string) map[uint64]string {
 	t.Helper()
-	ctx := testContext(t)
+	deadline := time.Now().Add(readBackWait)
+	for {
+		stored, err := readStreamOnce(c, name)
+		if err == nil {
+			return stored
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read stream %s back: %v (still failing after %v)", name, err, readBackWait)
+		}
+		t.Logf("read stream %s back: %v; trying again", name, err)
+	}
+}
+
+// readBackWait bounds the attempts to read a stream back after the faults.
+const readBackWait = time.Minute
+
+func readStreamOnce(c *natsclient.Client, name string) (map[uint64]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), readBackWait)
+	defer cancel()
 	js, err := c.JetStream()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	st, err := js.Stream(ctx, name)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	last := st.CachedInfo().State.LastSeq
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	stored := map[uint64]string{}
 	var seq uint64
 	for seq < last {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("read stream %s back at sequence %d of %d: %v", name, seq, last, err)
+			return nil, fmt.Errorf("at sequence %d of %d: %w", seq, last, err)
 		}
 		got := 0
 		for m := range batch.Messages() {
 			meta, err := m.Metadata()
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 			seq = meta.Sequence.Stream
 			stored[seq] = m.Headers().Get(jetstream.MsgIDHeader)
 			got++
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatalf("read stream %s back at sequence %d of %d: %v", name, seq, last, err)
+			return nil, fmt.Errorf("at sequence %d of %d: %w", seq, last, err)
 		}
 		if got == 0 {
-			t.Fatalf("read stream %s back: nothing after sequence %d of %d", name, seq, last)
+			return nil, fmt.Errorf("nothing after sequence %d of %d", seq, last)
 		}
 	}
-	return stored
+	return stored, nil
 }
