@@ -53,7 +53,8 @@ func runSeed(t *testing.T) uint64 {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	t.Logf("seed %d (replay: go test ./reliability -run '^%s$' -args -seed=%d)", seed, t.Name(), seed)
+	t.Logf("seed %d (replay: go test ./reliability -run '^%s$' -args -seed=%d, with this run's -tags, -soak and -faults)",
+		seed, t.Name(), seed)
 	return seed
 }
 
