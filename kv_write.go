@@ -85,6 +85,7 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
 		}
 		kv.c.report(s, err)
+		err = lostAckAsConflict(err) // a planted bug in natsclient_broken builds only (faultswitch.go)
 		// A conflict answering a resend may be our own first copy, stored.
 		if !maybeSent(err) && !(sent && isWrongLastSequence(err)) {
 			return 0, kv.classify(req.op, req.key, req.create, err)

@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -26,6 +27,12 @@ import (
 type Cluster struct {
 	t       testing.TB
 	servers []*Server
+	// routes[i][j] is the proxy member i dials to route to member j (nil
+	// when i == j): one per ordered pair, so that Isolate can cut exactly
+	// the routes of one member. gossip is where every member says it can be
+	// routed to; see routeProxies.
+	routes [][]*proxy
+	gossip *proxy
 }
 
 // clusterName is the cluster's name, as the servers report it.
@@ -41,6 +48,8 @@ type clusterSpec struct {
 	names   []string                      // every member's server name, by index
 	ports   []int                         // embedded: every member's route port, by index
 	network *testcontainers.DockerNetwork // container: the cluster's own network
+	routes  []string                      // host:port of the route proxies this member dials
+	gossip  string                        // host:port advertised for routes; see routeProxies
 }
 
 // NewCluster starts n servers (named n0, n1, …) routed into one JetStream
@@ -73,10 +82,24 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		spec.ports = freePorts(t, n)
 	}
 	c := &Cluster{t: t}
+	c.routeProxies(kind, n)
+	spec.gossip = c.gossip.addr()
 	for i, name := range spec.names {
 		member := spec
 		member.index = i
-		c.servers = append(c.servers, newServer(t, kind, serverSpec{cfg: cfg, name: name, cluster: &member}))
+		member.routes = nil
+		for _, p := range c.routes[i] {
+			if p != nil {
+				member.routes = append(member.routes, p.addr())
+			}
+		}
+		s := newServer(t, kind, serverSpec{cfg: cfg, name: name, cluster: &member})
+		for from := range n {
+			if from != i {
+				s.routesIn = append(s.routesIn, c.routes[from][i])
+			}
+		}
+		c.servers = append(c.servers, s)
 	}
 	c.startAll()
 	c.waitFor("a JetStream meta leader with every member current", c.metaReady)
@@ -299,27 +322,141 @@ func (c *Cluster) index(name string) int {
 	return -1
 }
 
-// routeURLs are the embedded member's routes to the others.
+// routeURLs are the member's routes to the others: its route proxies.
 func (c *clusterSpec) routeURLs() []*url.URL {
-	var urls []*url.URL
-	for i, p := range c.ports {
-		if i != c.index {
-			urls = append(urls, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
-		}
+	urls := make([]*url.URL, len(c.routes))
+	for i, addr := range c.routes {
+		urls[i] = &url.URL{Scheme: "nats", Host: addr}
 	}
 	return urls
 }
 
-// containerRoutes are the container member's routes to the others, by their
-// names on the cluster's network.
+// containerRoutes are routeURLs as nats-server's --routes flag takes them.
 func (c *clusterSpec) containerRoutes() []string {
-	var routes []string
-	for i, name := range c.names {
-		if i != c.index {
-			routes = append(routes, fmt.Sprintf("nats://%s:%d", name, routePort))
-		}
+	routes := make([]string, len(c.routes))
+	for i, u := range c.routeURLs() {
+		routes[i] = u.String()
 	}
 	return routes
+}
+
+// routeProxies makes a route proxy for every ordered pair of members, and
+// the gossip sink. nats-server gossips each member's advertised route
+// address to the others, which dial it when they have no route to that
+// member yet (after a partition heals, say); there is no option to turn
+// gossip off. Were the advertised address a real route proxy, such a route
+// would run through the proxy of another pair and outlive a later Isolate.
+// So every member is given every route explicitly, and advertises the
+// gossip sink, a proxy that resets every connection: a gossiped route fails
+// once (nats-server does not retry those) and the explicit ones, which it
+// retries forever, carry the cluster. Container members reach the proxies
+// on the host through the Docker bridge.
+func (c *Cluster) routeProxies(kind Backend, n int) {
+	c.t.Helper()
+	host := "127.0.0.1"
+	if kind == Container {
+		var err error
+		if host, err = dockerBridgeIP(); err != nil {
+			c.t.Fatalf("natstest: route proxies for containers: %v", err)
+		}
+	}
+	listen := func() *proxy {
+		p, err := listenProxy(host)
+		if err != nil {
+			c.t.Fatalf("natstest: route proxy: %v", err)
+		}
+		c.t.Cleanup(p.close)
+		return p
+	}
+	c.gossip = listen() // its upstream stays "": it refuses everything
+	c.routes = make([][]*proxy, n)
+	for i := range n {
+		c.routes[i] = make([]*proxy, n)
+		for j := range n {
+			if i != j {
+				c.routes[i][j] = listen()
+			}
+		}
+	}
+}
+
+// dockerBridgeIP is the host's address on the Docker bridge (docker0),
+// which containers on any bridge network reach the host by.
+func dockerBridgeIP() (string, error) {
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		return "", fmt.Errorf("no docker0 interface: the Docker engine must run on this host: %w", err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return ipn.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("docker0 has no IPv4 address")
+}
+
+// Isolate cuts member i off from the other members, in both directions: its
+// routes are reset and new ones refused until Heal, as in a network
+// partition with i alone on one side. Clients keep reaching every member,
+// the isolated one too (what a client does there is the point of such a
+// test). The member keeps running.
+func (c *Cluster) Isolate(i int) {
+	for j := range c.servers {
+		if j != i {
+			c.routes[i][j].refuse()
+			c.routes[j][i].refuse()
+		}
+	}
+}
+
+// Heal restores every route Isolate cut; the members reconnect on their
+// own (nats-server retries a configured route about once a second).
+func (c *Cluster) Heal() {
+	for _, row := range c.routes {
+		for _, p := range row {
+			if p != nil {
+				p.admit()
+			}
+		}
+	}
+}
+
+// StepDownStream asks the leader of stream (a Key-Value bucket B is stream
+// KV_B) to step down, through a connection of its own to every member, and
+// returns the server's refusal, if any; another member is then elected.
+func (c *Cluster) StepDownStream(stream string) error {
+	nc, err := nats.Connect(c.URLs(), nats.Timeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	msg, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Success bool `json:"success"`
+		Error   *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &res); err != nil {
+		return fmt.Errorf("step-down of stream %s: %w", stream, err)
+	}
+	if res.Error != nil {
+		return fmt.Errorf("step-down of stream %s: %s (code %d, error code %d)",
+			stream, res.Error.Description, res.Error.Code, res.Error.ErrCode)
+	}
+	if !res.Success {
+		return fmt.Errorf("step-down of stream %s: not done", stream)
+	}
+	return nil
 }
 
 // freePorts finds n free ports on 127.0.0.1 for routes, which must stay the

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,7 @@ const (
 	clientPort  = "4222/tcp"
 	monitorPort = "8222/tcp"
 	routePort   = 6222
+	routeTCP    = "6222/tcp"
 	storeDir    = "/data"
 )
 
@@ -104,6 +106,7 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 		args = append(args,
 			"--cluster_name", c.name,
 			"--cluster", fmt.Sprintf("nats://0.0.0.0:%d", routePort),
+			"--cluster_advertise", c.gossip, // see Cluster.routeProxies
 			"--routes", strings.Join(c.containerRoutes(), ","))
 	}
 	opts := []testcontainers.ContainerCustomizer{
@@ -121,7 +124,8 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 	}
 	opts = append(opts, testcontainers.WithCmd(args...))
 	if c := spec.cluster; c != nil {
-		opts = append(opts, network.WithNetwork([]string{spec.name}, c.network))
+		opts = append(opts, network.WithNetwork([]string{spec.name}, c.network),
+			testcontainers.WithExposedPorts(routeTCP)) // the route proxies dial it
 	}
 	return &container{t: t, image: image, opts: opts, tls: conf.tls}, true
 }
@@ -166,6 +170,44 @@ func (c *container) stop() {
 	if err := c.ctr.Stop(ctx, &grace); err != nil {
 		c.t.Errorf("natstest: stop container: %v", err)
 	}
+}
+
+// kill sends SIGKILL (docker kill) and waits until the container has exited.
+func (c *container) kill() {
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
+	defer cancel()
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		c.t.Errorf("natstest: kill container: %v", err)
+		return
+	}
+	defer cli.Close()
+	if _, err := cli.ContainerKill(ctx, c.ctr.GetContainerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		c.t.Errorf("natstest: kill container: %v", err)
+		return
+	}
+	for {
+		state, err := c.ctr.State(ctx)
+		if err != nil {
+			c.t.Errorf("natstest: killed container's state: %v", err)
+			return
+		}
+		if !state.Running {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Errorf("natstest: killed container still running after %v", containerTimeout)
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (c *container) routeAddr() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.endpoint(ctx, routeTCP)
 }
 
 // close removes the container and its volumes, whatever the test's outcome.

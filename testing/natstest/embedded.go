@@ -43,9 +43,10 @@ func newEmbedded(t testing.TB, spec serverSpec) *embedded {
 	}
 	if c := spec.cluster; c != nil {
 		e.opts.Cluster = server.ClusterOpts{
-			Name: c.name,
-			Host: "127.0.0.1",
-			Port: c.ports[c.index],
+			Name:      c.name,
+			Host:      "127.0.0.1",
+			Port:      c.ports[c.index],
+			Advertise: c.gossip, // see Cluster.routeProxies
 		}
 		e.opts.Routes = c.routeURLs()
 	}
@@ -80,6 +81,16 @@ func (e *embedded) stop() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	e.srv = nil
+}
+
+// kill is stop: see Server.Kill.
+func (e *embedded) kill() { e.stop() }
+
+func (e *embedded) routeAddr() (string, error) {
+	if e.srv == nil {
+		return "", fmt.Errorf("server stopped")
+	}
+	return net.JoinHostPort(e.opts.Cluster.Host, strconv.Itoa(e.opts.Cluster.Port)), nil
 }
 
 func (e *embedded) close() {

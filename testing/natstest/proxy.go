@@ -49,6 +49,7 @@ type proxy struct {
 	latency  time.Duration      // added to every chunk in both directions
 	gate     [2]chan struct{}   // per direction: nil when open, closed on thaw
 	links    map[*link]struct{} // live links
+	refusing bool               // partitioned: links are cut and new ones reset
 	closed   bool
 }
 
@@ -75,8 +76,12 @@ type chunk struct {
 }
 
 // newProxy listens on a random port of 127.0.0.1.
-func newProxy() (*proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newProxy() (*proxy, error) { return listenProxy("127.0.0.1") }
+
+// listenProxy listens on a random port of host: route proxies of container
+// members listen where the containers can reach the host.
+func listenProxy(host string) (*proxy, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +111,9 @@ func (p *proxy) accept() {
 			return // listener closed
 		}
 		p.mu.Lock()
-		upstream := p.upstream
+		upstream, refusing := p.upstream, p.refusing
 		p.mu.Unlock()
-		if upstream == "" {
+		if upstream == "" || refusing {
 			reset(c) // as close to "connection refused" as an open listener gets
 			continue
 		}
@@ -126,7 +131,7 @@ func (p *proxy) accept() {
 func (p *proxy) startLink(c, s net.Conn) {
 	l := &link{client: c, server: s, done: make(chan struct{})}
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.refusing { // refused while this link was being dialled
 		p.mu.Unlock()
 		reset(c)
 		reset(s)
@@ -271,6 +276,23 @@ func (p *proxy) thaw() {
 			p.gate[d] = nil
 		}
 	}
+}
+
+// refuse cuts every link and resets new connections until admit: a network
+// partition as the two ends see it once their connection has failed. The
+// server behind the proxy keeps running.
+func (p *proxy) refuse() {
+	p.mu.Lock()
+	p.refusing = true
+	p.mu.Unlock()
+	p.cut()
+}
+
+// admit ends refuse: new connections are relayed again.
+func (p *proxy) admit() {
+	p.mu.Lock()
+	p.refusing = false
+	p.mu.Unlock()
 }
 
 func (p *proxy) setLatency(d time.Duration) {

@@ -21,6 +21,9 @@ type Server struct {
 	proxy   *proxy
 	direct  string // the server's own host:port while running
 	running bool
+	// routesIn are the route proxies through which the other members of
+	// its cluster reach this server's route listener (see Cluster.Isolate).
+	routesIn []*proxy
 }
 
 // backend runs one nats-server: in this process or in a container.
@@ -30,6 +33,11 @@ type backend interface {
 	start() (string, error)
 	// stop stops it, keeping its JetStream store for the next start.
 	stop()
+	// kill ends it as abruptly as the backend can, keeping its store.
+	kill()
+	// routeAddr is the host:port this process reaches the running server's
+	// route listener on.
+	routeAddr() (string, error)
 	// close releases everything the backend holds; it is called once, last.
 	close()
 	kind() Backend
@@ -126,8 +134,19 @@ func (s *Server) Start() {
 	s.started(addr)
 }
 
-// started records that the server listens on addr.
+// started records that the server listens on addr, and points its route
+// proxies at its route listener.
 func (s *Server) started(addr string) {
+	s.t.Helper()
+	if len(s.routesIn) > 0 {
+		route, err := s.backend.routeAddr()
+		if err != nil {
+			s.t.Fatalf("natstest: route address of server %s: %v", s.name, err)
+		}
+		for _, p := range s.routesIn {
+			p.setUpstream(route)
+		}
+	}
 	s.proxy.setUpstream(addr)
 	s.direct = addr
 	s.running = true
@@ -139,13 +158,30 @@ func (s *Server) started(addr string) {
 // then a reset: what the server sent that the freeze held is lost with the
 // server, like an acknowledgement lost on the way. Stopping a stopped server
 // does nothing.
-func (s *Server) Stop() {
+func (s *Server) Stop() { s.halt(s.backend.stop) }
+
+// Kill ends the server as a crash would, then behaves as Stop: on the
+// container backend the process gets SIGKILL (docker kill --signal KILL), so
+// whatever it had not written to its store is lost; an in-process server
+// cannot lose its process, so on the embedded backend Kill shuts it down at
+// once, without lame-duck mode, as Stop does. Start brings it back with the
+// store as the crash left it. Killing a stopped server does nothing.
+func (s *Server) Kill() { s.halt(s.backend.kill) }
+
+// halt ends a running server with end and detaches its proxies from it.
+func (s *Server) halt(end func()) {
 	if !s.running {
 		return
 	}
 	s.proxy.setUpstream("")
-	s.backend.stop()
+	for _, p := range s.routesIn {
+		p.setUpstream("")
+	}
+	end()
 	s.proxy.serverGone()
+	for _, p := range s.routesIn {
+		p.serverGone()
+	}
 	s.direct = ""
 	s.running = false
 }
