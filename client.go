@@ -72,7 +72,8 @@ type snapshot struct {
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
 // WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
-// WithCredentials, WithNKeyFile, WithTLSConfig and WithNATSOptions.
+// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
+// WithNATSOptions.
 //
 // An invalid url or option value is an error matching ErrInvalidOption that
 // names what was wrong.
@@ -117,6 +118,9 @@ func splitServers(url string) ([]string, error) {
 	var servers []string
 	for _, s := range strings.Split(url, ",") {
 		if s = strings.TrimSpace(s); s != "" {
+			if err := checkServerURL(len(servers), s); err != nil {
+				return nil, err
+			}
 			servers = append(servers, s)
 		}
 	}
@@ -172,7 +176,7 @@ func (c *Client) Connect(ctx context.Context) error {
 
 func (c *Client) connectAbandoned(err error) error {
 	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", strings.Join(c.servers, ","), err, last)
+		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", redactServers(c.servers), err, last)
 	}
 	return err
 }

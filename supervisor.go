@@ -395,13 +395,10 @@ func (s *supervisor) handleDialResult(r dialResult) {
 }
 
 func (s *supervisor) dialFailed(err error) {
-	url := s.c.servers[0]
-	if len(s.c.servers) > 1 {
-		url = fmt.Sprintf("%v", s.c.servers)
-	}
-	s.opts.logf("dial %s failed: %v", url, err)
+	err = redactError(err, s.c.servers)
+	s.opts.logf("dial %s failed: %v", redactServers(s.c.servers), err)
 	if isPermanent(err) {
-		err = permanentError(url, err)
+		err = permanentError(s.c.servers, err)
 		s.lastErr = err
 		if !s.everConnected {
 			// Retrying cannot fix it; Connect says so. Do not spin. The
@@ -647,7 +644,7 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	for _, opt := range s.opts.natsOptions {
 		if err := opt(&o); err != nil {
-			return o, fmt.Errorf("natsclient: connection option: %w", err)
+			return o, &optionError{err}
 		}
 	}
 	c := s.c
