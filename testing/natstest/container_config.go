@@ -33,9 +33,11 @@ type containerConf struct {
 
 const confDir = "/natstest"
 
+// files are what is copied into the container. The configuration may hold
+// passwords and tokens, so it is private to the server's user like the key.
 func (c containerConf) files() []testcontainers.ContainerFile {
 	files := []testcontainers.ContainerFile{
-		{Reader: strings.NewReader(c.text), ContainerFilePath: confDir + "/nats.conf", FileMode: 0o644},
+		{Reader: strings.NewReader(c.text), ContainerFilePath: confDir + "/nats.conf", FileMode: 0o600},
 	}
 	if c.tls {
 		files = append(files,
