@@ -122,22 +122,27 @@ func TestSecurityUnusableClientCertificateFiles(t *testing.T) {
 	}
 }
 
-// mtlsServer requires and verifies a client certificate issued by ca.
-// Client verification cannot be expressed in a container's configuration
-// (a tls.Config does not give its CA pool back), so natstest runs it
-// embedded on every backend.
+// mtlsServer requires and verifies a client certificate issued by ca. The
+// CA is also named as a file (TLSCaCert, TLSVerify), which is how a
+// container's configuration expresses it. A container's configuration has
+// no maximum TLS version, so a TLS 1.2 server runs embedded.
 func mtlsServer(t *testing.T, ca testCA, maxVersion uint16) *natstest.Server {
 	t.Helper()
 	serverCert := ca.issue(t)
+	caFile := filepath.Join(t.TempDir(), "client-ca.pem")
+	writeFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
 	return natstest.NewServer(t, natstest.WithServerOptions(func(o *server.Options) {
 		o.TLSConfig = &tls.Config{
 			Certificates: []tls.Certificate{serverCert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
 			ClientCAs:    ca.pool(),
 			MinVersion:   tls.VersionTLS12,
-			MaxVersion:   maxVersion,
+		}
+		if maxVersion != tls.VersionTLS13 {
+			o.TLSConfig.MaxVersion = maxVersion
 		}
 		o.TLSVerify = true
+		o.TLSCaCert = caFile
 		o.TLSTimeout = 2
 	}))
 }
