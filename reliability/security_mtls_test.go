@@ -1,8 +1,6 @@
 package reliability_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -156,10 +154,6 @@ type clientCert struct {
 // issueClient makes a client certificate signed by ca.
 func (ca testCA) issueClient(t *testing.T, c clientCert) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	usage := x509.ExtKeyUsageClientAuth
 	if c.serverOnly {
 		usage = x509.ExtKeyUsageServerAuth
@@ -172,19 +166,14 @@ func (ca testCA) issueClient(t *testing.T, c clientCert) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
+	return ca.sign(t, &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "natsclient test client"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	})
 }
 
 // writeCertFiles writes cert's certificate and key as PEM files.
