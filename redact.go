@@ -118,3 +118,10 @@ func checkServerURL(i int, raw string) error {
 	}
 	return nil
 }
+
+// String describes the client by its servers, redacted, so that a client
+// printed with %v or %+v does not show the user info in its URLs.
+func (c *Client) String() string { return "natsclient.Client(" + redactServers(c.servers) + ")" }
+
+// GoString is String, for %#v.
+func (c *Client) GoString() string { return c.String() }

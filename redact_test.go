@@ -86,3 +86,19 @@ func TestNewClientRefusesUnparsableURLWithoutShowingIt(t *testing.T) {
 		})
 	}
 }
+
+func TestClientPrintsRedacted(t *testing.T) {
+	c, err := NewClient("nats://alice:secret@host:4222, nats://tok3n@other:4222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		got := fmt.Sprintf(verb, c)
+		if strings.Contains(got, "secret") || strings.Contains(got, "tok3n") {
+			t.Errorf("Sprintf(%q, client) = %s", verb, got)
+		}
+	}
+	if got, want := c.String(), "natsclient.Client([nats://alice:xxxxx@host:4222 nats://xxxxx@other:4222])"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

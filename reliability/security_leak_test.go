@@ -24,8 +24,8 @@ import (
 // client takes them (user and password or a token in the URL, WithUserInfo,
 // WithToken, an nkey seed file, a credentials file) never appear in what the
 // client produces: log lines (through a Logger and through the slog
-// adapter), errors and everything they wrap, state events, stats, or the
-// disconnect callback's error. Each way is driven through every outcome that
+// adapter), errors and everything they wrap, state events, stats, the
+// disconnect callback's error, or the client itself printed. Each way is driven through every outcome that
 // formats a URL or an error: the right credentials, wrong ones, a server
 // that is down, and a server that stops taking the credentials after the
 // client connected (which opens the breaker with the refusal as its cause,
@@ -262,6 +262,7 @@ func (o *outputs) err(err error) {
 func (o *outputs) stats(c *natsclient.Client) {
 	st := c.Stats()
 	o.add("%+v", st)
+	o.add("%+v %#v", c, c)
 	o.err(st.LastError)
 }
 
