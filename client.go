@@ -59,7 +59,8 @@ type snapshot struct {
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
 // WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
-// WithCredentials, WithNKeyFile, WithTLSConfig and WithNATSOptions.
+// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
+// WithNATSOptions.
 //
 // An invalid url or option value is an error matching ErrInvalidOption that
 // names what was wrong.
@@ -95,7 +96,7 @@ func splitServers(list string) ([]string, error) {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if err := checkServerURL(s); err != nil {
+		if err := checkServerURL(len(servers), s); err != nil {
 			return nil, err
 		}
 		servers = append(servers, s)
@@ -112,17 +113,21 @@ var serverSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss"
 // checkServerURL reports what nats.go would fail on in raw: a URL it cannot
 // parse, a scheme it does not dial, no host, a port that is not one. Like
 // nats.go, it reads a URL without a scheme as nats://. The error never shows
-// a password (see hideUserInfo).
-func checkServerURL(raw string) error {
+// a password (see RedactURL).
+func checkServerURL(i int, raw string) error {
 	withScheme := raw
 	if !strings.Contains(raw, "://") {
 		withScheme = "nats://" + raw
 	}
 	u, err := url.Parse(withScheme)
 	if err != nil {
-		return invalidOption("url", "%q is not a valid server URL", hideUserInfo(raw))
+		// net/url's error quotes the URL whole, and one that fails to parse
+		// may do so because of a character in its password: not shown.
+		return invalidOption("url", "server URL %d of the list does not parse as scheme://[user[:password]@]host[:port] "+
+			"(not shown, as it may hold a password; a password with reserved characters must be percent-encoded, "+
+			"or given with WithUserInfo)", i+1)
 	}
-	shown := u.Redacted()
+	shown := RedactURL(raw)
 	if !serverSchemes[u.Scheme] {
 		return invalidOption("url", "%q: scheme %q is not one of nats, tls, ws, wss", shown, u.Scheme)
 	}
@@ -135,20 +140,6 @@ func checkServerURL(raw string) error {
 		}
 	}
 	return nil
-}
-
-// hideUserInfo masks whatever precedes the last "@" of a URL that could not
-// be parsed, where url.URL.Redacted cannot help: it may hold a password.
-func hideUserInfo(raw string) string {
-	at := strings.LastIndex(raw, "@")
-	if at < 0 {
-		return raw
-	}
-	start := 0
-	if i := strings.Index(raw, "://"); i >= 0 && i < at {
-		start = i + len("://")
-	}
-	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 // ensureRunning starts the supervisor on the first call that needs it, so a
@@ -199,7 +190,7 @@ func (c *Client) Connect(ctx context.Context) error {
 
 func (c *Client) connectAbandoned(err error) error {
 	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", strings.Join(c.sup.servers, ","), err, last)
+		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", redactServers(c.sup.servers), err, last)
 	}
 	return err
 }

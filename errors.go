@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"reflect"
+	"strings"
 	"syscall"
 	"time"
 
@@ -113,8 +115,10 @@ func isTransportFailure(err error) bool {
 }
 
 // isPermanent reports whether a connection error cannot be fixed by dialling
-// again: bad credentials, TLS trust or handshake failures, a TLS mismatch, or
-// a credentials file that cannot be read.
+// again: bad credentials, TLS trust or handshake failures, a server refusing
+// the client's certificate, a TLS mismatch, or credentials, key or
+// certificate files of the client's own that cannot be read, parsed or used.
+// It is the single place where that decision lives.
 func isPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -129,6 +133,9 @@ func isPermanent(err error) bool {
 			return true
 		}
 	}
+	if _, refused := tlsRefusal(err); refused || closedAfterTLSHandshake(err) {
+		return true
+	}
 	var (
 		unknownAuthority x509.UnknownAuthorityError
 		hostname         x509.HostnameError
@@ -136,26 +143,122 @@ func isPermanent(err error) bool {
 		verification     *tls.CertificateVerificationError
 		recordHeader     tls.RecordHeaderError
 		alert            tls.AlertError
+		credentials      *credentialsError
+		option           *optionError
 	)
 	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
 		errors.As(err, &invalidCert) || errors.As(err, &verification) ||
-		errors.As(err, &recordHeader) || errors.As(err, &alert)
+		errors.As(err, &recordHeader) || errors.As(err, &alert) ||
+		errors.As(err, &credentials) || errors.As(err, &option)
 }
 
+// refusingAlerts are the TLS alerts a server sends when it will not accept
+// this client as configured: its certificate (missing, from an unknown CA,
+// expired, unfit for client use) or the protocol it offers. Alerts that can
+// come from a damaged or interrupted connection (internal_error,
+// decode_error, bad_record_mac, ...) are left to count as transport failures.
+var refusingAlerts = map[tls.AlertError]bool{
+	40:  true, // handshake_failure
+	42:  true, // bad_certificate
+	43:  true, // unsupported_certificate
+	44:  true, // certificate_revoked
+	45:  true, // certificate_expired
+	46:  true, // certificate_unknown
+	48:  true, // unknown_ca
+	49:  true, // access_denied
+	70:  true, // protocol_version
+	71:  true, // insufficient_security
+	112: true, // unrecognized_name
+	116: true, // certificate_required
+	120: true, // no_application_protocol
+}
+
+// tlsRefusal returns the alert a TLS server sent to refuse the handshake.
+// crypto/tls reports an alert it receives as a *net.OpError with Op "remote
+// error" around its own unexported alert type (a uint8), not as the
+// exported tls.AlertError, which only describes alerts it sends; so the
+// alert's code is read by reflection, and never from the message text.
+func tlsRefusal(err error) (tls.AlertError, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	v := reflect.ValueOf(op.Err)
+	if v.Kind() != reflect.Uint8 || v.Type().PkgPath() != "crypto/tls" {
+		return 0, false
+	}
+	alert := tls.AlertError(v.Uint())
+	return alert, refusingAlerts[alert]
+}
+
+// closedAfterTLSHandshake reports the other way a server refuses a client's
+// certificate under TLS 1.3: the client's side of the handshake completes,
+// the client writes its CONNECT, and the server's alert is lost because the
+// server closed the socket first (the write meets a reset, or the read an
+// EOF). nats.go recognises this state (its tlsHandshakeEOF) but marks it
+// only in words, so this is the one place a message is matched; the mTLS
+// tests meet this case against a real server and pin the phrase.
+func closedAfterTLSHandshake(err error) bool {
+	return errors.Is(err, nats.ErrTLS) && strings.Contains(err.Error(), "closed by remote after TLS handshake")
+}
+
+// credentialsError is a credentials, key or certificate file of the
+// client's own that cannot be read, parsed or used. Its text names the file
+// and what is wrong with it, never the file's content; the cause it wraps
+// is an error of fixed text (from os, nkeys or crypto/tls).
+type credentialsError struct {
+	kind    string // "credentials file", "client certificate", ...
+	file    string
+	problem string
+	err     error
+}
+
+func (e *credentialsError) Error() string {
+	msg := e.kind + " " + e.file + ": " + e.problem
+	if e.err != nil {
+		msg += ": " + e.err.Error()
+	}
+	return msg
+}
+
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// optionError is the failure of a connection option when it was applied
+// for a dial (a nats.go option given through WithNATSOptions that loads a
+// client certificate or a CA file, say). Options are configuration:
+// applying them again gives the same answer, so this is permanent.
+type optionError struct{ err error }
+
+func (e *optionError) Error() string { return "natsclient: connection option: " + e.err.Error() }
+func (e *optionError) Unwrap() error { return e.err }
+
 // permanentError marks err as permanent and says why in words a reader of a
-// log line understands, while keeping the nats.go error matchable.
-func permanentError(url string, err error) error {
-	reason := "connection refused permanently"
+// log line understands, while keeping the nats.go error matchable. The
+// servers are shown redacted (see redact.go).
+func permanentError(servers []string, err error) error {
+	var (
+		reason      string
+		credentials *credentialsError
+		option      *optionError
+	)
+	_, refused := tlsRefusal(err)
+	refused = refused || closedAfterTLSHandshake(err)
 	switch {
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
 		reason = "authorization failed (check user, password, token, nkey or credentials)"
+	case errors.As(err, &credentials):
+		reason = "the client's credentials cannot be used"
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		reason = "credentials or key file cannot be read"
+	case errors.As(err, &option):
+		reason = "a connection option cannot be applied"
+	case refused:
+		reason = "the server refused the client's TLS certificate or parameters"
 	case errors.Is(err, nats.ErrSecureConnRequired), errors.Is(err, nats.ErrSecureConnWanted):
 		reason = "TLS mismatch between client and server"
 	default:
 		reason = "TLS handshake or certificate verification failed"
 	}
-	return fmt.Errorf("%w: connect to %s: %s: %w", ErrPermanent, url, reason, err)
+	return fmt.Errorf("%w: connect to %s: %s: %w", ErrPermanent, redactServers(servers), reason, err)
 }

@@ -31,7 +31,7 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	for _, opt := range s.opts.natsOptions {
 		if err := opt(&o); err != nil {
-			return o, fmt.Errorf("natsclient: connection option: %w", err)
+			return o, &optionError{err}
 		}
 	}
 	eventc, done := s.eventc, s.done

@@ -220,13 +220,14 @@ func WithToken(token string) Option {
 }
 
 // WithCredentials authenticates with a NATS credentials file (a user JWT and
-// its nkey seed). The file is read on every dial.
+// its nkey seed). The file is read and checked on every dial; one that
+// cannot be read or parsed fails the dial with ErrPermanent.
 func WithCredentials(file string) Option {
 	return func(o *options) error {
 		if file == "" {
 			return invalidOption("WithCredentials", "empty file name")
 		}
-		o.natsOptions = append(o.natsOptions, nats.UserCredentials(file))
+		o.natsOptions = append(o.natsOptions, credentialsFromFile(file))
 		return nil
 	}
 }

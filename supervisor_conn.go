@@ -128,14 +128,11 @@ func (s *supervisor) handleDialResult(r dialResult) {
 }
 
 func (s *supervisor) dialFailed(err error) {
-	url := s.servers[0]
-	if len(s.servers) > 1 {
-		url = fmt.Sprintf("%v", s.servers)
-	}
-	s.opts.logf("dial %s failed: %v", url, err)
+	err = redactError(err, s.servers)
+	s.opts.logf("dial %s failed: %v", redactServers(s.servers), err)
 	permanent := isPermanent(err)
 	if permanent {
-		err = permanentError(url, err)
+		err = permanentError(s.servers, err)
 		s.lastErr = err
 	}
 	switch afterDialFailure(permanent, s.everConnected()) {

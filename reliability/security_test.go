@@ -168,6 +168,12 @@ func credsMethod(t *testing.T, dir string) authMethod {
 	if err := resolver.Store(publicKey(t, account), accountJWT); err != nil {
 		t.Fatal(err)
 	}
+	corrupt := corruptSeed(t, credsFile(t, dir, "corrupt.creds", account))
+	notCreds := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notCreds, []byte("not a credentials file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seedOnly := seedFile(t, dir, "user.nk")
 	return authMethod{
 		name: "creds",
 		server: func(o *server.Options) {
@@ -179,6 +185,11 @@ func credsMethod(t *testing.T, dir string) authMethod {
 			{name: "user of an unknown account", opts: []natsclient.Option{natsclient.WithCredentials(credsFile(t, dir, "stranger.creds", unknownAccount))}, says: "authorization"},
 			{name: "missing", says: "authorization"},
 			{name: "unreadable file", opts: []natsclient.Option{natsclient.WithCredentials(filepath.Join(dir, "no-such.creds"))}, says: "cannot be read", noDial: true},
+			{name: "corrupt seed", opts: []natsclient.Option{natsclient.WithCredentials(corrupt)}, says: corrupt + ": holds no valid user nkey seed", noDial: true},
+			{name: "not a creds file", opts: []natsclient.Option{natsclient.WithCredentials(notCreds)}, says: notCreds + ": holds no user JWT", noDial: true},
+			// nats.go would send a file without a JWT block as the JWT, seed
+			// and all.
+			{name: "a seed file", opts: []natsclient.Option{natsclient.WithCredentials(seedOnly)}, says: seedOnly + ": holds no user JWT", noDial: true},
 		},
 	}
 }
@@ -219,6 +230,30 @@ func credsFile(t *testing.T, dir, name string, account nkeys.KeyPair) string {
 	}
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// corruptSeed changes one character in the middle of the nkey seed in the
+// credentials file at path, leaving its JWT valid, and returns path.
+func corruptSeed(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(data), "\nSU")
+	if i < 0 {
+		t.Fatalf("no user seed in %s", path)
+	}
+	i += 20
+	if data[i] == 'A' {
+		data[i] = 'B'
+	} else {
+		data[i] = 'A'
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -319,8 +354,9 @@ func expectAccepted(t *testing.T, url string, opts ...natsclient.Option) {
 }
 
 // expectRefused connects with r.opts and checks that Connect fails at once,
-// permanently, saying r.says, after one dial, and that nothing retries.
-func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) {
+// permanently, saying r.says, after one dial, and that nothing retries. It
+// returns Connect's error.
+func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) error {
 	t.Helper()
 	before := totalConnections(t, srv)
 	c := newClient(t, url, securityClientOptions(r.opts...)...)
@@ -364,6 +400,7 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) {
 	if err := c.Publish(context.Background(), "after.refusal", nil); !errors.Is(err, natsclient.ErrNotConnected) {
 		t.Fatalf("Publish on a refused client = %v, want ErrNotConnected", err)
 	}
+	return err
 }
 
 func totalConnections(t *testing.T, srv *natstest.Server) uint64 {
@@ -412,11 +449,7 @@ func (ca testCA) pool() *x509.CertPool {
 // issue makes a server certificate for 127.0.0.1 and localhost.
 func (ca testCA) issue(t *testing.T) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	return ca.sign(t, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore:    time.Now().Add(-time.Hour),
@@ -425,6 +458,16 @@ func (ca testCA) issue(t *testing.T) tls.Certificate {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		DNSNames:     []string{"localhost"},
+	})
+}
+
+// sign makes a key and a certificate for it from tmpl, signed by ca; the
+// chain holds the CA's certificate too.
+func (ca testCA) sign(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -30,7 +31,7 @@ func main() {
 	wait := flag.Duration("wait", 20*time.Second, "how long to wait for each step of the story")
 	flag.Parse()
 
-	d := &demo{start: time.Now(), wait: *wait}
+	d := &demo{start: time.Now(), wait: *wait, out: os.Stdout}
 	if err := d.run(*serverURL); err != nil {
 		d.say("error", "%v", err)
 		os.Exit(1)
@@ -42,11 +43,12 @@ type demo struct {
 	start  time.Time
 	wait   time.Duration
 	server *embedded // nil with -server
+	out    io.Writer
 }
 
 // say prints one line of the timeline.
 func (d *demo) say(what, format string, args ...any) {
-	fmt.Printf("%+8.3fs  %-9s %s\n", time.Since(d.start).Seconds(), what, fmt.Sprintf(format, args...))
+	fmt.Fprintf(d.out, "%+8.3fs  %-9s %s\n", time.Since(d.start).Seconds(), what, fmt.Sprintf(format, args...))
 }
 
 func (d *demo) run(serverURL string) error {
@@ -59,6 +61,9 @@ func (d *demo) run(serverURL string) error {
 		d.server = srv
 		serverURL = srv.url()
 		d.say("server", "embedded nats-server listening on %s", serverURL)
+	} else {
+		// The URL may carry a password or token: show it as the client does.
+		d.say("server", "using %s", natsclient.RedactURL(serverURL))
 	}
 
 	client, err := natsclient.NewClient(serverURL,

@@ -9,12 +9,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	dockercontainer "github.com/moby/moby/api/types/container"
+	dockernetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -112,6 +115,7 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithLogger(quietLogger{}),
 		testcontainers.WithExposedPorts(clientPort, monitorPort),
+		testcontainers.WithHostConfigModifier(bindLoopback(clientPort, monitorPort)),
 		testcontainers.WithLabels(labels(t)),
 		// Ready when it accepts clients with JetStream on; checked again on
 		// every start. A cluster member is not waited on for a meta leader,
@@ -128,6 +132,23 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 			testcontainers.WithExposedPorts(routeTCP)) // the route proxies dial it
 	}
 	return &container{t: t, image: image, opts: opts, tls: conf.tls}, true
+}
+
+// bindLoopback publishes ports on the host's loopback interface only, with
+// a port Docker picks. Published on every interface (Docker's default), the
+// test server, with its unauthenticated monitoring port, would be open to
+// the network for as long as the test runs.
+func bindLoopback(ports ...string) func(*dockercontainer.HostConfig) {
+	return func(hc *dockercontainer.HostConfig) {
+		if hc.PortBindings == nil {
+			hc.PortBindings = dockernetwork.PortMap{}
+		}
+		for _, p := range ports {
+			hc.PortBindings[dockernetwork.MustParsePort(p)] = []dockernetwork.PortBinding{
+				{HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1})}, // HostPort "": Docker picks one
+			}
+		}
+	}
 }
 
 func (c *container) kind() Backend { return Container }

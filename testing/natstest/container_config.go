@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -29,18 +30,25 @@ type containerConf struct {
 	tls       bool
 	cert      []byte // PEM, when tls
 	key       []byte
+	clientCA  []byte // PEM, when the server verifies client certificates
 }
 
 const confDir = "/natstest"
 
+// files are what is copied into the container. The configuration may hold
+// passwords and tokens, so it is private to the server's user like the key.
 func (c containerConf) files() []testcontainers.ContainerFile {
 	files := []testcontainers.ContainerFile{
-		{Reader: strings.NewReader(c.text), ContainerFilePath: confDir + "/nats.conf", FileMode: 0o644},
+		{Reader: strings.NewReader(c.text), ContainerFilePath: confDir + "/nats.conf", FileMode: 0o600},
 	}
 	if c.tls {
 		files = append(files,
 			testcontainers.ContainerFile{Reader: bytes.NewReader(c.cert), ContainerFilePath: confDir + "/cert.pem", FileMode: 0o644},
 			testcontainers.ContainerFile{Reader: bytes.NewReader(c.key), ContainerFilePath: confDir + "/key.pem", FileMode: 0o600})
+	}
+	if c.clientCA != nil {
+		files = append(files,
+			testcontainers.ContainerFile{Reader: bytes.NewReader(c.clientCA), ContainerFilePath: confDir + "/client-ca.pem", FileMode: 0o644})
 	}
 	return files
 }
@@ -50,6 +58,7 @@ func (c containerConf) files() []testcontainers.ContainerFile {
 var translated = map[string]bool{
 	"MaxPayload": true, "Username": true, "Password": true, "Authorization": true,
 	"Users": true, "Nkeys": true, "TLSConfig": true, "TLS": true, "TLSTimeout": true,
+	"TLSVerify": true, "TLSCaCert": true,
 	"JetStream": true,
 	// Only about logging and signals, which do not change what clients see.
 	"NoLog": true, "NoSigs": true, "Debug": true, "Trace": true, "Logtime": true,
@@ -105,11 +114,18 @@ func containerConfig(spec serverSpec) (conf containerConf, unsupported []string)
 	}
 	if opts.TLSConfig != nil {
 		cert, key, why := tlsFiles(opts.TLSConfig)
-		if why != "" {
+		clientCA, caWhy := clientCAFile(opts)
+		switch {
+		case why != "":
 			unsupported = append(unsupported, "TLSConfig ("+why+")")
-		} else {
-			conf.tls, conf.cert, conf.key = true, cert, key
+		case caWhy != "":
+			unsupported = append(unsupported, "TLSConfig ("+caWhy+")")
+		default:
+			conf.tls, conf.cert, conf.key, conf.clientCA = true, cert, key, clientCA
 			fmt.Fprintf(&b, "tls {\n  cert_file: %q\n  key_file: %q\n", confDir+"/cert.pem", confDir+"/key.pem")
+			if clientCA != nil {
+				fmt.Fprintf(&b, "  verify: true\n  ca_file: %q\n", confDir+"/client-ca.pem")
+			}
 			if opts.TLSTimeout != 0 {
 				fmt.Fprintf(&b, "  timeout: %v\n", opts.TLSTimeout)
 			}
@@ -122,14 +138,15 @@ func containerConfig(spec serverSpec) (conf containerConf, unsupported []string)
 }
 
 // tlsFiles writes a server TLS configuration's certificate chain and key as
-// PEM. Only a server certificate is expressible: client certificate checks
-// need the CA pool, which a tls.Config does not give back.
+// PEM. Of the rest of a tls.Config only client verification is expressed
+// (see clientCAFile); a version bound is not, as nats-server's configuration
+// has no maximum version.
 func tlsFiles(cfg *tls.Config) (cert, key []byte, why string) {
 	if len(cfg.Certificates) != 1 {
 		return nil, nil, fmt.Sprintf("%d certificates, want 1", len(cfg.Certificates))
 	}
-	if cfg.ClientAuth != tls.NoClientCert {
-		return nil, nil, "client certificates"
+	if cfg.MaxVersion != 0 {
+		return nil, nil, "MaxVersion"
 	}
 	c := cfg.Certificates[0]
 	for _, der := range c.Certificate {
@@ -140,4 +157,27 @@ func tlsFiles(cfg *tls.Config) (cert, key []byte, why string) {
 		return nil, nil, "private key: " + err.Error()
 	}
 	return cert, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), ""
+}
+
+// clientCAFile reads the CA that client certificates are verified against.
+// A tls.Config does not give its ClientCAs pool back, so a server that
+// verifies clients (ClientAuth RequireAndVerifyClientCert) runs in a
+// container only when the test also names the CA's PEM file in TLSCaCert and
+// sets TLSVerify, as a nats-server configuration would.
+func clientCAFile(opts server.Options) (pem []byte, why string) {
+	switch opts.TLSConfig.ClientAuth {
+	case tls.NoClientCert:
+		return nil, ""
+	case tls.RequireAndVerifyClientCert:
+		if !opts.TLSVerify || opts.TLSCaCert == "" {
+			return nil, "client certificates without TLSVerify and TLSCaCert"
+		}
+		data, err := os.ReadFile(opts.TLSCaCert)
+		if err != nil {
+			return nil, "client CA: " + err.Error()
+		}
+		return data, ""
+	default:
+		return nil, fmt.Sprintf("client authentication %v", opts.TLSConfig.ClientAuth)
+	}
 }

@@ -99,6 +99,22 @@ func goCommand() (string, error) {
 	return goBin, nil
 }
 
+// imageLockPath is the lock file that serialises image builds: in the user's
+// own cache directory, where no other user can create it first and hold it
+// (a fixed name in the shared temporary directory would let anyone block
+// every build).
+func imageLockPath() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("natstest: no cache directory for the image build lock: %w", err)
+	}
+	dir := filepath.Join(cache, "natstest")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("natstest: image build lock: %w", err)
+	}
+	return filepath.Join(dir, "image.lock"), nil
+}
+
 // ensureImage builds tag unless the Docker engine has it. A file lock keeps
 // test binaries running side by side (go test ./...) from building it twice.
 func ensureImage(tag, version string) error {
@@ -112,7 +128,11 @@ func ensureImage(tag, version string) error {
 	if _, err := cli.ImageInspect(ctx, tag); err == nil {
 		return nil
 	}
-	unlock, err := lockFile(filepath.Join(os.TempDir(), "natstest-image.lock"))
+	lockPath, err := imageLockPath()
+	if err != nil {
+		return err
+	}
+	unlock, err := lockFile(ctx, lockPath)
 	if err != nil {
 		return err
 	}
