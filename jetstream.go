@@ -248,8 +248,12 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // stream stores the message once however many times it was sent, as long as
 // the retries fall within the stream's duplicate window (2 minutes by
 // default). The PubAck of a retry that found the message already stored has
-// Duplicate set. An error the server answered with (a missing stream, a
-// failed expectation, a message over the stream's limit) is returned at once.
+// Duplicate set. An error the server answered with (a failed expectation, a
+// message over the stream's limit) is returned at once. A publish nobody
+// received (no responders) asks the server whether any stream captures
+// subject: if none does, the error matches jetstream.ErrNoStreamResponse and
+// comes within about a second; if one does, its leader is being elected and
+// the publish is sent again until ctx ends.
 // An error names the message ID: publishing again with jetstream.WithMsgID
 // and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
@@ -285,6 +289,9 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 				return ack, nil
 			}
 			c.report(s, err)
+			if noResponders(err) && ctx.Err() == nil && !streamCaptures(ctx, c, s, subject) {
+				return nil, failed(attempt, fmt.Errorf("no stream captures subject %q: %w", subject, err))
+			}
 		}
 		if !transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
@@ -297,6 +304,24 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 	}
 }
 
+// streamCaptures is asked when a publish to subject found no responders:
+// either no stream captures the subject, which is final, or the stream that
+// does has no leader at the moment (an election in a cluster), which is worth
+// waiting for. It asks the server which, and says true when it cannot tell.
+func streamCaptures(ctx context.Context, c *Client, s *snapshot, subject string) bool {
+	actx, cancel := c.attemptCtx(ctx)
+	defer cancel()
+	_, err := s.js.StreamNameBySubject(actx, subject)
+	return !errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// noResponders reports whether a request found nobody to receive it: the
+// stream or bucket it was for does not exist, or has no leader at the moment.
+// Nothing was done with it.
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
 // publishRetryDelay is PublishToStream's first wait before sending a message
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
@@ -304,13 +329,13 @@ const publishRetryDelay = 50 * time.Millisecond
 // maybeSent reports whether a failed JetStream request may nevertheless
 // have reached the server and been acted on, because no answer came: a
 // timeout, a lost connection, the caller giving up. An answer from the
-// server (an API error) and a request refused before it was sent (bad input,
-// a payload over max_payload, the breaker, a closed client) say for sure that
-// nothing was done.
+// server (an API error), no responders (nobody received it) and a request
+// refused before it was sent (bad input, a payload over max_payload, the
+// breaker, a closed client) say for sure that nothing was done.
 func maybeSent(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
-	case errors.As(err, &apiErr),
+	case errors.As(err, &apiErr), noResponders(err),
 		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
 		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
 		errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject),

@@ -210,6 +210,9 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 			}
 			if err != nil {
 				kv.c.report(s, err)
+				if gone := kv.bucketGone(ctx, b, err); gone != nil {
+					return gone
+				}
 			}
 		}
 		if err == nil || !transient(err) {
@@ -222,6 +225,23 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 			return fmt.Errorf("%w (after %d attempts: %w)", werr, attempt, err)
 		}
 	}
+}
+
+// bucketGone is asked when a request on the bucket failed: if nobody
+// received it (no responders), either the bucket is gone, which is final, or
+// its stream has no leader at the moment (an election), which is worth
+// waiting for. It asks the server which, and returns the error to end the
+// call with, or nil to go on.
+func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) error {
+	if !noResponders(err) || ctx.Err() != nil {
+		return nil
+	}
+	actx, cancel := kv.c.attemptCtx(ctx)
+	defer cancel()
+	if _, serr := b.js.Stream(actx, kvStreamName(kv.bucket.name)); errors.Is(serr, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
+	}
+	return nil
 }
 
 // Get returns the key's latest entry. A key that does not exist or was
@@ -327,8 +347,12 @@ func (kv *KVStore) Delete(ctx context.Context, key string, opts ...jetstream.KVD
 	defer cancel()
 	_, err = callBound(&kv.bucket.rebinder, ctx, func(b *kvBinding) (struct{}, error) {
 		actx, cancel := kv.c.attemptCtx(ctx)
-		defer cancel()
-		return struct{}{}, b.kv.Delete(actx, key, opts...)
+		err := b.kv.Delete(actx, key, opts...)
+		cancel()
+		if gone := kv.bucketGone(ctx, b, err); gone != nil {
+			err = gone
+		}
+		return struct{}{}, err
 	})
 	if err != nil {
 		return kv.classify("delete", key, false, err)

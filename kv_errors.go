@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -98,6 +99,13 @@ func sentinelText(err error) string {
 	return s
 }
 
+// streamMissing reports whether err says a stream does not exist, in
+// jetstream's words or in those of nats.go's older JetStream API (which
+// jetstream's watchers still use).
+func streamMissing(err error) bool {
+	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrStreamNotFound)
+}
+
 // maxRetriesError is returned when an update loop ran out of retries.
 func (kv *KVStore) maxRetriesError(op, key string, attempts int, last error) error {
 	var inner *kvError
@@ -121,6 +129,9 @@ func (kv *KVStore) classify(op, key string, create bool, err error) error {
 	}
 	e := &kvError{op: op, bucket: kv.bucket.name, key: key, err: err}
 	switch {
+	case streamMissing(err) && !errors.Is(err, jetstream.ErrBucketNotFound):
+		// The stream behind the bucket is gone: say so in the bucket's terms.
+		e.err = fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
 	case isWrongLastSequence(err):
 		e.sentinels = []error{ErrKVRevisionMismatch}
 		if create && !errors.Is(err, jetstream.ErrKeyExists) {

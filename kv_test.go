@@ -684,3 +684,60 @@ func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 		t.Fatal("Updates not closed after Stop")
 	}
 }
+
+func TestKVMissingBucketIsReportedAtOnceAndNeverAnUnknownOutcome(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
+	ctx := testContext(t)
+	// A Timeout far beyond what the test allows: waiting for it, rather than
+	// knowing the answer, fails the test.
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "gone"}, func(o *natsclient.KVOptions) { o.Timeout = time.Minute })
+	rev, err := kv.Put(ctx, "k", []byte(`{"n":1}`)) // bound to the bucket before it goes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Client.DeleteKeyValueBucket(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]func() error{
+		"Get":    func() error { _, err := kv.Get(ctx, "k"); return err },
+		"Put":    func() error { _, err := kv.Put(ctx, "k", []byte("v")); return err },
+		"Create": func() error { _, err := kv.Create(ctx, "new", []byte("v")); return err },
+		"Update": func() error { _, err := kv.Update(ctx, "k", []byte("v"), rev); return err },
+		"Delete": func() error { return kv.Delete(ctx, "k") },
+		"Keys":   func() error { _, err := kv.Keys(ctx); return err },
+		"UpdateJSON": func() error {
+			return kv.UpdateJSON(ctx, "k", func(m map[string]any) error { m["n"] = 2; return nil })
+		},
+		"Watch": func() error {
+			w, err := kv.Watch(ctx, ">")
+			if err == nil {
+				_ = w.Stop()
+			}
+			return err
+		},
+	}
+	for name, op := range ops {
+		opCtx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+		ctx = opCtx
+		start := time.Now()
+		err := op()
+		cancel()
+		elapsed := time.Since(start)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Errorf("%s on a deleted bucket = %v, want jetstream.ErrBucketNotFound", name, err)
+		}
+		if errors.Is(err, natsclient.ErrKVUnknownOutcome) {
+			t.Errorf("%s: no responders taken for an unknown outcome: %v", name, err)
+		}
+		t.Logf("%s: %v after %v", name, err, elapsed.Round(time.Millisecond))
+		// Generous for a loaded machine, and far below the Timeout of a
+		// minute that a retry loop would run into.
+		if elapsed > 10*time.Second {
+			t.Errorf("%s took %v to report a missing bucket", name, elapsed)
+		}
+	}
+	if st := tc.Client.Stats(); st.BreakerTrips != 0 || st.Breaker != natsclient.BreakerClosed {
+		t.Fatalf("a missing bucket touched the breaker: %+v", st)
+	}
+}

@@ -85,6 +85,16 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
 		}
 		kv.c.report(s, err)
+		if !sent && noResponders(err) {
+			// Nobody received it: nothing can have been stored.
+			if gone := kv.bucketGone(ctx, b, err); gone != nil {
+				return 0, kv.classify(req.op, req.key, req.create, gone)
+			}
+			if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+				return 0, kv.classify(req.op, req.key, req.create, fmt.Errorf("%w; then %w", err, werr))
+			}
+			continue
+		}
 		// A conflict answering a resend may be our own first copy, stored.
 		if !maybeSent(err) && !(sent && isWrongLastSequence(err)) {
 			return 0, kv.classify(req.op, req.key, req.create, err)
