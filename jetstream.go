@@ -3,6 +3,7 @@ package natsclient
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -361,13 +362,22 @@ func transient(err error) bool {
 		isTransportFailure(err)
 }
 
-// msgIDPrefix makes message IDs unique across processes (130 random bits,
-// drawn once), and msgIDSeq within this one: a message ID costs an atomic
-// add, not a read of the system's random source per write.
+// msgIDPrefix makes message IDs unique across processes, and msgIDSeq
+// within this one: a message ID costs an atomic add, not a read of the
+// system's random source per write. The server counts headers toward a
+// bucket's MaxValueSize, so an ID is as short as uniqueness allows: 72
+// random bits drawn once per process (12 characters), then the sequence in
+// base 36 (1 character for the first 35 IDs, 6 up to two billion).
 var (
-	msgIDPrefix = "natsclient-" + crand.Text() + "-"
+	msgIDPrefix = randomPrefix()
 	msgIDSeq    atomic.Uint64
 )
+
+func randomPrefix() string {
+	var b [9]byte
+	_, _ = crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // newMsgID returns a new message ID for the Nats-Msg-Id header.
 func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }

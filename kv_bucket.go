@@ -72,8 +72,6 @@ type kvBinding struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
-	// maxValueSize is the bucket's MaxValueSize when bound; < 1: no limit.
-	maxValueSize int32
 }
 
 // bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
@@ -102,7 +100,7 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 			}
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
 		}
-		return &kvBinding{js: js, kv: kv, stream: st, maxValueSize: st.CachedInfo().Config.MaxMsgSize}, nil
+		return &kvBinding{js: js, kv: kv, stream: st}, nil
 	}
 	return h
 }
