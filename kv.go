@@ -399,20 +399,11 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 	if err := ValidateSubscribeSubject(pattern); err != nil {
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern, err: err}
 	}
-	life, cancel := context.WithCancel(ctx)
-	s, b, err := kv.bucket.bind(life)
-	var inner jetstream.KeyWatcher
-	if err == nil {
-		if inner, err = b.kv.Watch(life, pattern, opts...); err != nil {
-			kv.c.report(s, err)
-		}
-	}
-	if err != nil {
-		cancel()
+	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
+	w.follower = follower[jetstream.KeyValueEntry]{c: kv.c, what: "kv watch " + kv.bucket.name + "/" + pattern,
+		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }}
+	if err := w.follow(ctx); err != nil {
 		return nil, kv.classify("watch", pattern, false, err)
 	}
-	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, cancel: cancel,
-		updates: make(chan jetstream.KeyValueEntry, watchBuffer), done: make(chan struct{})}
-	go w.run(life, kv.c.StateChanges(life), s.gen, inner)
 	return w, nil
 }
