@@ -741,3 +741,58 @@ func TestKVMissingBucketIsReportedAtOnceAndNeverAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("a missing bucket touched the breaker: %+v", st)
 	}
 }
+
+// Two versions of a service share a key: each keeps the fields it does not
+// know.
+func TestUpdateJSONAsKeepsFieldsTheTypeDoesNotDeclare(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV())
+	ctx := testContext(t)
+	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "versions"})
+	type v1 struct {
+		Name string `json:"name"`
+	}
+	type v2 struct {
+		Name  string   `json:"name"`
+		Limit int      `json:"limit"`
+		Tags  []string `json:"tags,omitempty"`
+		Note  string   `json:"note,omitempty"`
+	}
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v2) error {
+		*v = v2{Name: "a", Limit: 42, Tags: []string{"x"}, Note: "n"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The older version changes its one field; the others survive.
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v1) error { v.Name = "b"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"b","limit":42,"note":"n","tags":["x"]}` {
+		t.Fatalf("after the older version's update: %s", got)
+	}
+	// The newer version clears a field under omitempty: it goes, as encoding
+	// a v2 drops it, and is not brought back from the stored value.
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v2) error {
+		if v.Name != "b" || v.Limit != 42 {
+			t.Errorf("newer version read %+v", *v)
+		}
+		v.Note, v.Limit = "", 43
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"b","limit":43,"tags":["x"]}` {
+		t.Fatalf("after the newer version's update: %s", got)
+	}
+	// Members in another letter case are the fields they decode into, not
+	// strangers: they are not kept twice.
+	if _, err := kv.Put(ctx, "svc", []byte(`{"Name":"c","Other":{"k":[1,2]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v1) error { v.Name += "!"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"c!","Other":{"k":[1,2]}}` {
+		t.Fatalf("after an update of differently cased members: %s", got)
+	}
+}
