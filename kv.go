@@ -389,6 +389,11 @@ func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
 // The watcher follows the client: it survives nats.go's reconnects, and when
 // the client had to dial a new connection it watches again on it, resuming
 // after the last revision it delivered, so no change is lost or repeated.
+//
+// An invalid pattern is an error matching ErrInvalidArgument,
+// jetstream.ErrInvalidKey and nats.ErrBadSubject. The watcher's Stop is
+// idempotent and returns nil, also after ctx ended, where jetstream's
+// watcher returns nats.ErrBadSubscription.
 func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	if kv.err != nil {
 		return nil, kv.err
@@ -397,7 +402,8 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 		return nil, errNilContext
 	}
 	if err := ValidateSubscribeSubject(pattern); err != nil {
-		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern, err: err}
+		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern,
+			err: fmt.Errorf("%w: %w", err, jetstream.ErrInvalidKey)}
 	}
 	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
 	w.follower = follower[jetstream.KeyValueEntry]{c: kv.c, what: "kv watch " + kv.bucket.name + "/" + pattern,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -794,5 +795,34 @@ func TestUpdateJSONAsKeepsFieldsTheTypeDoesNotDeclare(t *testing.T) {
 	}
 	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"c!","Other":{"k":[1,2]}}` {
 		t.Fatalf("after an update of differently cased members: %s", got)
+	}
+}
+
+func TestKVWatchInvalidPatternsAndStopAfterItsContext(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
+	ctx := testContext(t)
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "patterns"})
+	for _, pattern := range []string{"", "a.>.b", "foo.", "foo..bar", ".foo", "a b"} {
+		_, err := kv.Watch(ctx, pattern)
+		if !errors.Is(err, jetstream.ErrInvalidKey) || !errors.Is(err, nats.ErrBadSubject) || !errors.Is(err, natsclient.ErrInvalidArgument) {
+			t.Errorf("Watch(%q) = %v, want jetstream.ErrInvalidKey, nats.ErrBadSubject and ErrInvalidArgument", pattern, err)
+		}
+	}
+	// Stop after the watch's ctx ended: nil, where jetstream's watcher says
+	// nats.ErrBadSubscription (a documented difference).
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := kv.Watch(wctx, ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for range w.Updates() { // closed once the watcher has stopped
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatalf("Stop after ctx ended = %v, want nil", err)
+	}
+	if st := tc.Client.Stats(); st.BreakerTrips != 0 || st.ConsecutiveFailures != 0 {
+		t.Fatalf("bad patterns touched the breaker: %+v", st)
 	}
 }
