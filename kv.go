@@ -151,8 +151,8 @@ func (kv *KVStore) begin(ctx context.Context, op, key string) (context.Context, 
 	if kv.err != nil {
 		return nil, nil, kv.err
 	}
-	if err := ValidateKey(key); err != nil {
-		return nil, nil, &kvError{op: op, bucket: kv.bucket.name, key: key, err: err}
+	if err := validateKey(kv.bucket.name, key); err != nil {
+		return nil, nil, &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
 	}
 	return kv.beginBucket(ctx)
 }
@@ -402,8 +402,11 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 		return nil, errNilContext
 	}
 	if err := ValidateSubscribeSubject(pattern); err != nil {
-		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern,
+		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern),
 			err: fmt.Errorf("%w: %w", err, jetstream.ErrInvalidKey)}
+	}
+	if err := tooLong(kv.bucket.name, "pattern", pattern); err != nil {
+		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern), err: err}
 	}
 	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
 	w.follower = follower[jetstream.KeyValueEntry]{c: kv.c, what: "kv watch " + kv.bucket.name + "/" + pattern,

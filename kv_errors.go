@@ -106,6 +106,15 @@ func streamMissing(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrStreamNotFound)
 }
 
+// shortKey is a key as an error names it: a key too long to be valid is cut
+// to its first 64 bytes, so the message stays readable.
+func shortKey(key string) string {
+	if len(key) <= 64 {
+		return key
+	}
+	return fmt.Sprintf("%s...(%d bytes)", key[:64], len(key))
+}
+
 // maxRetriesError is returned when an update loop ran out of retries.
 func (kv *KVStore) maxRetriesError(op, key string, attempts int, last error) error {
 	var inner *kvError
