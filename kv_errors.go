@@ -143,7 +143,9 @@ func (kv *KVStore) classify(op, key string, create bool, err error) error {
 		e.err = fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
 	case isWrongLastSequence(err):
 		e.sentinels = []error{ErrKVRevisionMismatch}
-		if create && !errors.Is(err, jetstream.ErrKeyExists) {
+		if create && errors.Is(err, jetstream.ErrKeyExists) {
+			e.err = fmt.Errorf("%w: key exists", err) // code 10071 matches already; nats.go's words
+		} else if create {
 			e.err = fmt.Errorf("%w: %w", err, jetstream.ErrKeyExists)
 		} else if !create && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			e.err = fmt.Errorf("%w: %w", err, jetstream.ErrKeyRevisionMismatch)
