@@ -155,6 +155,19 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 	return s, v, nil
 }
 
+// cached returns the handle bound to the current connection without
+// opening one; ok is false when there is none yet or no usable connection.
+func (r *rebinder[T]) cached() (s *snapshot, v T, ok bool) {
+	s, err := r.c.current()
+	if err != nil || s.js == nil {
+		return nil, v, false
+	}
+	if b := r.cur.Load(); b != nil && b.gen == s.gen {
+		return s, b.v, true
+	}
+	return nil, v, false
+}
+
 // callBound runs fn on the handle bound to the current connection, and
 // reports a transport failure of fn's to the breaker. Errors are returned as
 // fn returned them.

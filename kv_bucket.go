@@ -31,12 +31,15 @@ func maxKeyLen(bucket string) int { return maxControlLine - keyLineOverhead - 2*
 // tooLong refuses a key or watch pattern too long for bucket ("": any
 // bucket) with an error naming the limit.
 func tooLong(bucket, what, key string) error {
-	limit, in := maxKeyLen(bucket), fmt.Sprintf("bucket %q", bucket)
+	limit, in := maxKeyLen(bucket), "any bucket"
 	if bucket == "" {
-		limit, in = maxKeyLen("b"), "any bucket"
+		limit = maxKeyLen("b")
 	}
 	if len(key) <= limit {
 		return nil
+	}
+	if bucket != "" {
+		in = fmt.Sprintf("bucket %q", bucket)
 	}
 	return fmt.Errorf("%w: %s of %d bytes: longer than the %d bytes it may have in %s, "+
 		"so that the requests on it fit the server's control-line limit of %d bytes: %w",

@@ -150,11 +150,12 @@ func declares[T any](name string, raw json.RawMessage) bool {
 // the current value (nil: no key) and its revision; its error ends the loop
 // at once and is returned as it is.
 func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
-	ctx, cancel, err := kv.begin(ctx, op, key)
+	bg, err := kv.beginWrite(ctx, op, key)
 	if err != nil {
 		return 0, err
 	}
-	defer cancel()
+	defer bg.end()
+	ctx = bg.context()
 	for attempt := 1; ; attempt++ {
 		cur, err := kv.load(ctx, op, key)
 		if err != nil {
@@ -164,7 +165,7 @@ func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []b
 		if err != nil {
 			return 0, err
 		}
-		rev, err := kv.write(ctx, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
+		rev, err := kv.write(&bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
 		if err == nil {
 			return rev, nil
 		}

@@ -45,7 +45,7 @@ const (
 // once": a write that got no answer is never followed by a new call of an
 // update function until reading back has shown it was not stored; until then
 // only the very same message is sent again.
-func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
+func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 	id := newMsgID()
 	msg := &nats.Msg{Subject: kv.kvSubject(req.key), Data: req.value, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
@@ -60,8 +60,13 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 	// server's duplicate window, after reading back could not tell.
 	probed := false
 	for attempt := 1; ; attempt++ {
-		s, b, err := kv.bucket.bind(ctx)
+		s, b, ok := kv.bucket.cached()
+		var err error
+		if !ok {
+			s, b, err = kv.bucket.bind(bg.context())
+		}
 		if err != nil {
+			ctx := bg.context()
 			if transient(err) && ctx.Err() == nil {
 				// Nothing was sent on this attempt: trying again is safe.
 				if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr == nil {
@@ -73,12 +78,13 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 			}
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
-		actx, cancel := kv.c.attemptCtx(ctx)
+		actx, cancel := bg.attempt(kv.c)
 		ack, err := b.js.PublishMsg(actx, msg)
 		cancel()
 		if err == nil {
 			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
 		}
+		ctx := bg.context()
 		kv.c.report(s, err)
 		if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
 			if id != "" && !sent {
