@@ -3,6 +3,7 @@ package natsclient
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -141,6 +142,19 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 	return s, v, nil
 }
 
+// cached returns the handle bound to the current connection without
+// opening one; ok is false when there is none yet or no usable connection.
+func (r *rebinder[T]) cached() (s *snapshot, v T, ok bool) {
+	s, err := r.c.current()
+	if err != nil || s.js == nil {
+		return nil, v, false
+	}
+	if b := r.cur.Load(); b != nil && b.gen == s.gen {
+		return s, b.v, true
+	}
+	return nil, v, false
+}
+
 // callBound runs fn on the handle bound to the current connection, and
 // reports a transport failure of fn's to the breaker. Errors are returned as
 // fn returned them.
@@ -235,8 +249,12 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // stream stores the message once however many times it was sent, as long as
 // the retries fall within the stream's duplicate window (2 minutes by
 // default). The PubAck of a retry that found the message already stored has
-// Duplicate set. An error the server answered with (a missing stream, a
-// failed expectation, a message over the stream's limit) is returned at once.
+// Duplicate set. An error the server answered with (a failed expectation, a
+// message over the stream's limit) is returned at once. A publish nobody
+// received (no responders) asks the server whether any stream captures
+// subject: if none does, the error matches jetstream.ErrNoStreamResponse and
+// comes within about a second; if one does, its leader is being elected and
+// the publish is sent again until ctx ends.
 // An error names the message ID: publishing again with jetstream.WithMsgID
 // and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
@@ -272,6 +290,9 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 				return ack, nil
 			}
 			c.report(s, err)
+			if noResponders(err) && ctx.Err() == nil && !streamCaptures(ctx, c, s, subject) {
+				return nil, failed(attempt, fmt.Errorf("no stream captures subject %q: %w", subject, err))
+			}
 		}
 		if !transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
@@ -284,6 +305,24 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 	}
 }
 
+// streamCaptures is asked when a publish to subject found no responders:
+// either no stream captures the subject, which is final, or the stream that
+// does has no leader at the moment (an election in a cluster), which is worth
+// waiting for. It asks the server which, and says true when it cannot tell.
+func streamCaptures(ctx context.Context, c *Client, s *snapshot, subject string) bool {
+	actx, cancel := c.attemptCtx(ctx)
+	defer cancel()
+	_, err := s.js.StreamNameBySubject(actx, subject)
+	return !errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// noResponders reports whether a request found nobody to receive it: the
+// stream or bucket it was for does not exist, or has no leader at the moment.
+// Nothing was done with it.
+func noResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}
+
 // publishRetryDelay is PublishToStream's first wait before sending a message
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
@@ -291,13 +330,13 @@ const publishRetryDelay = 50 * time.Millisecond
 // maybeSent reports whether a failed JetStream request may nevertheless
 // have reached the server and been acted on, because no answer came: a
 // timeout, a lost connection, the caller giving up. An answer from the
-// server (an API error) and a request refused before it was sent (bad input,
-// a payload over max_payload, the breaker, a closed client) say for sure that
-// nothing was done.
+// server (an API error), no responders (nobody received it) and a request
+// refused before it was sent (bad input, a payload over max_payload, the
+// breaker, a closed client) say for sure that nothing was done.
 func maybeSent(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
-	case errors.As(err, &apiErr),
+	case errors.As(err, &apiErr), noResponders(err),
 		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
 		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
 		errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject),
@@ -323,13 +362,22 @@ func transient(err error) bool {
 		isTransportFailure(err)
 }
 
-// msgIDPrefix makes message IDs unique across processes (130 random bits,
-// drawn once), and msgIDSeq within this one: a message ID costs an atomic
-// add, not a read of the system's random source per write.
+// msgIDPrefix makes message IDs unique across processes, and msgIDSeq
+// within this one: a message ID costs an atomic add, not a read of the
+// system's random source per write. The server counts headers toward a
+// bucket's MaxValueSize, so an ID is as short as uniqueness allows: 72
+// random bits drawn once per process (12 characters), then the sequence in
+// base 36 (1 character for the first 35 IDs, 6 up to two billion).
 var (
-	msgIDPrefix = "natsclient-" + crand.Text() + "-"
+	msgIDPrefix = randomPrefix()
 	msgIDSeq    atomic.Uint64
 )
+
+func randomPrefix() string {
+	var b [9]byte
+	_, _ = crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // newMsgID returns a new message ID for the Nats-Msg-Id header.
 func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }

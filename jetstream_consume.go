@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -13,13 +11,9 @@ import (
 // Consumption is a running Consume: messages of a durable consumer delivered
 // to a handler, on whichever connection the client has. Stop ends it.
 type Consumption struct {
-	c                *Client
+	follower[struct{}]
 	stream, consumer string
 	handler          func(jetstream.Msg) error
-
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stopOnce sync.Once
 }
 
 // Consume delivers the messages of the durable consumer named consumer on
@@ -49,37 +43,35 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 	if handler == nil {
 		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
-	s, err := c.jsSnapshot(ctx)
-	if err != nil {
+	cs := &Consumption{stream: stream, consumer: consumer, handler: handler}
+	cs.follower = follower[struct{}]{c: c, what: fmt.Sprintf("consume %s/%s", stream, consumer), start: cs.start}
+	if err := cs.follow(ctx); err != nil {
 		return nil, err
 	}
-	cs := &Consumption{c: c, stream: stream, consumer: consumer, handler: handler, done: make(chan struct{})}
-	cc, err := cs.start(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	// Subscribe to state changes before anything can change: an event
-	// arriving later only makes run look at the generation again.
-	life, cancel := context.WithCancel(ctx)
-	cs.cancel = cancel
-	events := c.StateChanges(life)
-	go cs.run(life, events, s.gen, cc)
 	return cs, nil
 }
 
 // Stop stops consuming and returns once the handler has returned and every
 // goroutine Consume started has ended. Stop is idempotent.
-func (cs *Consumption) Stop() {
-	cs.stopOnce.Do(cs.cancel)
-	<-cs.done
-}
+func (cs *Consumption) Stop() { cs.stop() }
 
 // Done is closed when consuming has stopped, through Stop, ctx or Close.
 func (cs *Consumption) Done() <-chan struct{} { return cs.done }
 
 // start binds or creates the consumer on the connection of snapshot s and
 // starts consuming it.
-func (cs *Consumption) start(ctx context.Context, s *snapshot) (jetstream.ConsumeContext, error) {
+func (cs *Consumption) start(ctx context.Context, s *snapshot) (session[struct{}], error) {
+	cc, err := cs.consume(ctx, s)
+	if err != nil {
+		return session[struct{}]{}, err
+	}
+	return session[struct{}]{stop: func() {
+		cc.Stop()
+		<-cc.Closed()
+	}}, nil
+}
+
+func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.ConsumeContext, error) {
 	ctx, cancel := cs.c.bounded(ctx)
 	defer cancel()
 	cons, err := s.js.Consumer(ctx, cs.stream, cs.consumer)
@@ -113,54 +105,5 @@ func (cs *Consumption) deliver(msg jetstream.Msg) {
 	}
 	if aerr := msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
 		cs.c.opts.logf("consume %s/%s: ack: %v", cs.stream, cs.consumer, aerr)
-	}
-}
-
-// recheckDelay is how soon run looks at the snapshot again after a state
-// change event.
-const recheckDelay = 20 * time.Millisecond
-
-// run follows the client from connection to connection: when a state change
-// shows a new connection generation, it stops consuming on the old one and
-// starts on the new one, retrying with backoff until that works.
-func (cs *Consumption) run(ctx context.Context, events <-chan StateChange, gen uint64, cc jetstream.ConsumeContext) {
-	defer close(cs.done)
-	stopCC := func() {
-		if cc != nil {
-			cc.Stop()
-			<-cc.Closed()
-			cc = nil
-		}
-	}
-	defer stopCC()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-events:
-			if !ok {
-				return // the client closed
-			}
-			// The supervisor emits an event before it publishes the
-			// snapshot that goes with it: look again shortly.
-			retry.Reset(recheckDelay)
-		case <-retry.C:
-		}
-		s, err := cs.c.jsSnapshot(ctx)
-		if err != nil || (s.gen == gen && cc != nil) {
-			continue // not connected yet, or nothing changed
-		}
-		stopCC()
-		if cc, err = cs.start(ctx, s); err != nil {
-			failures++
-			cs.c.opts.logf("consume %s/%s on the new connection: %v; retrying", cs.stream, cs.consumer, err)
-			retry.Reset(backoff(cs.c.opts.reconnectWait, failures))
-			continue
-		}
-		gen, failures = s.gen, 0
 	}
 }

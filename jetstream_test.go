@@ -320,3 +320,25 @@ func TestConsumeBadArgumentsAndMissingStream(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishToStreamNoStreamCapturesTheSubject(t *testing.T) {
+	// Defaults of the client aside, a generous timeout: waiting it out,
+	// rather than knowing the answer, fails the test.
+	tc := natstest.NewTestClient(t, natstest.WithJetStream(), natstest.WithClientOptions(
+		natsclient.WithTimeout(time.Minute), natsclient.WithCircuitBreakerThreshold(1)))
+	ctx := testContext(t)
+	start := time.Now()
+	_, err := tc.Client.PublishToStream(ctx, "nobody.listens", []byte("x"))
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("publish to a subject no stream captures = %v, want jetstream.ErrNoStreamResponse", err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("took %v to find that no stream captures the subject", elapsed)
+	}
+	if !strings.Contains(err.Error(), "no stream captures") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+	if st := tc.Client.Stats(); st.BreakerTrips != 0 || st.Breaker != natsclient.BreakerClosed {
+		t.Fatalf("a missing stream touched the breaker: %+v", st)
+	}
+}

@@ -148,37 +148,63 @@ func (kv *KVStore) Bucket() string { return kv.bucket.name }
 // and ctx, whichever ends first. Bad input is an error at once: nothing is
 // sent, and the breaker is not told.
 func (kv *KVStore) begin(ctx context.Context, op, key string) (context.Context, context.CancelFunc, error) {
-	if kv.err != nil {
-		return nil, nil, kv.err
+	if err := kv.checkKey(ctx, op, key); err != nil {
+		return nil, nil, err
 	}
-	if err := ValidateKey(key); err != nil {
-		return nil, nil, &kvError{op: op, bucket: kv.bucket.name, key: key, err: err}
-	}
-	return kv.beginBucket(ctx)
+	return kv.budgetContext(ctx)
 }
 
 // beginBucket is begin for a call on the whole bucket.
 func (kv *KVStore) beginBucket(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	if kv.err != nil {
-		return nil, nil, kv.err
-	}
-	if ctx == nil {
-		return nil, nil, errNilContext
-	}
-	if err := ctx.Err(); err != nil {
+	if err := kv.check(ctx); err != nil {
 		return nil, nil, err
 	}
-	if _, err := kv.c.current(); err != nil {
-		return nil, nil, err // fail fast: breaker open, not connected, closed
+	return kv.budgetContext(ctx)
+}
+
+// beginWrite is begin for a write, whose budget makes its context only when
+// the write needs more than one request.
+func (kv *KVStore) beginWrite(ctx context.Context, op, key string) (budget, error) {
+	if err := kv.checkKey(ctx, op, key); err != nil {
+		return budget{}, err
 	}
-	if kv.opts.Timeout == 0 {
+	return kv.newBudget(ctx), nil
+}
+
+func (kv *KVStore) budgetContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	b := kv.newBudget(ctx)
+	ctx = b.context()
+	if b.cancel == nil {
 		return ctx, func() {}, nil
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= kv.opts.Timeout {
-		return ctx, func() {}, nil // ctx ends first anyway
+	return ctx, b.cancel, nil
+}
+
+// checkKey is check for a call on one key.
+func (kv *KVStore) checkKey(ctx context.Context, op, key string) error {
+	if kv.err != nil {
+		return kv.err
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, kv.opts.Timeout, kv.timeoutCause)
-	return ctx, cancel, nil
+	if err := validateKey(kv.bucket.name, key); err != nil {
+		return &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
+	}
+	return kv.check(ctx)
+}
+
+// check fails a call at once on a bad store or ctx, and while the client
+// cannot send (breaker open, not connected, closed).
+func (kv *KVStore) check(ctx context.Context) error {
+	if kv.err != nil {
+		return kv.err
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := kv.c.current()
+	return err
 }
 
 // retrying runs call on the bucket bound to the current connection until it
@@ -210,6 +236,9 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 			}
 			if err != nil {
 				kv.c.report(s, err)
+				if gone := kv.bucketGone(ctx, b, err); gone != nil {
+					return gone
+				}
 			}
 		}
 		if err == nil || !transient(err) {
@@ -222,6 +251,23 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 			return fmt.Errorf("%w (after %d attempts: %w)", werr, attempt, err)
 		}
 	}
+}
+
+// bucketGone is asked when a request on the bucket failed: if nobody
+// received it (no responders), either the bucket is gone, which is final, or
+// its stream has no leader at the moment (an election), which is worth
+// waiting for. It asks the server which, and returns the error to end the
+// call with, or nil to go on.
+func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) error {
+	if !noResponders(err) || ctx.Err() != nil {
+		return nil
+	}
+	actx, cancel := kv.c.attemptCtx(ctx)
+	defer cancel()
+	if _, serr := b.js.Stream(actx, kvStreamName(kv.bucket.name)); errors.Is(serr, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
+	}
+	return nil
 }
 
 // Get returns the key's latest entry. A key that does not exist or was
@@ -263,12 +309,12 @@ func (kv *KVStore) GetJSON(ctx context.Context, key string, v any) (uint64, erro
 // its message ID lets the server store it once (within the bucket's
 // duplicate window of 2 minutes, or its TTL if shorter).
 func (kv *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	ctx, cancel, err := kv.begin(ctx, "put", key)
+	bg, err := kv.beginWrite(ctx, "put", key)
 	if err != nil {
 		return 0, err
 	}
-	defer cancel()
-	return kv.write(ctx, writeReq{op: "put", key: key, value: value})
+	defer bg.end()
+	return kv.write(&bg, writeReq{op: "put", key: key, value: value})
 }
 
 // PutJSON stores v encoded as JSON under key and returns the new revision.
@@ -285,33 +331,33 @@ func (kv *KVStore) PutJSON(ctx context.Context, key string, v any) (uint64, erro
 // deleted), and returns the new revision. An existing key is an error
 // matching ErrKVRevisionMismatch and jetstream.ErrKeyExists.
 func (kv *KVStore) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	ctx, cancel, err := kv.begin(ctx, "create", key)
+	bg, err := kv.beginWrite(ctx, "create", key)
 	if err != nil {
 		return 0, err
 	}
-	defer cancel()
-	rev, err := kv.write(ctx, writeReq{op: "create", key: key, value: value, cas: true, create: true})
+	defer bg.end()
+	rev, err := kv.write(&bg, writeReq{op: "create", key: key, value: value, cas: true, create: true})
 	if err == nil || !IsKVConflictError(err) || errors.Is(err, ErrKVUnknownOutcome) {
 		return rev, err
 	}
 	// A deleted key's last message is its delete marker: create over it.
-	cur, lerr := kv.load(ctx, "create", key)
+	cur, lerr := kv.load(bg.context(), "create", key)
 	if lerr != nil || cur.exists {
 		return 0, err
 	}
-	return kv.write(ctx, writeReq{op: "create", key: key, value: value, cas: true, create: true, expected: cur.rev})
+	return kv.write(&bg, writeReq{op: "create", key: key, value: value, cas: true, create: true, expected: cur.rev})
 }
 
 // Update stores value under key only if the key's latest revision is
 // revision, and returns the new revision. Another revision is an error
 // matching ErrKVRevisionMismatch and jetstream.ErrKeyRevisionMismatch.
 func (kv *KVStore) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	ctx, cancel, err := kv.begin(ctx, "update", key)
+	bg, err := kv.beginWrite(ctx, "update", key)
 	if err != nil {
 		return 0, err
 	}
-	defer cancel()
-	return kv.write(ctx, writeReq{op: "update", key: key, value: value, cas: true, expected: revision})
+	defer bg.end()
+	return kv.write(&bg, writeReq{op: "update", key: key, value: value, cas: true, expected: revision})
 }
 
 // Delete places a delete marker on key, keeping its history (Get then
@@ -327,8 +373,12 @@ func (kv *KVStore) Delete(ctx context.Context, key string, opts ...jetstream.KVD
 	defer cancel()
 	_, err = callBound(&kv.bucket.rebinder, ctx, func(b *kvBinding) (struct{}, error) {
 		actx, cancel := kv.c.attemptCtx(ctx)
-		defer cancel()
-		return struct{}{}, b.kv.Delete(actx, key, opts...)
+		err := b.kv.Delete(actx, key, opts...)
+		cancel()
+		if gone := kv.bucketGone(ctx, b, err); gone != nil {
+			err = gone
+		}
+		return struct{}{}, err
 	})
 	if err != nil {
 		return kv.classify("delete", key, false, err)
@@ -365,6 +415,11 @@ func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
 // The watcher follows the client: it survives nats.go's reconnects, and when
 // the client had to dial a new connection it watches again on it, resuming
 // after the last revision it delivered, so no change is lost or repeated.
+//
+// An invalid pattern is an error matching ErrInvalidArgument,
+// jetstream.ErrInvalidKey and nats.ErrBadSubject. The watcher's Stop is
+// idempotent and returns nil, also after ctx ended, where jetstream's
+// watcher returns nats.ErrBadSubscription.
 func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	if kv.err != nil {
 		return nil, kv.err
@@ -373,22 +428,17 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 		return nil, errNilContext
 	}
 	if err := ValidateSubscribeSubject(pattern); err != nil {
-		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: pattern, err: err}
+		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern),
+			err: fmt.Errorf("%w: %w", err, jetstream.ErrInvalidKey)}
 	}
-	life, cancel := context.WithCancel(ctx)
-	s, b, err := kv.bucket.bind(life)
-	var inner jetstream.KeyWatcher
-	if err == nil {
-		if inner, err = b.kv.Watch(life, pattern, opts...); err != nil {
-			kv.c.report(s, err)
-		}
+	if err := tooLong(kv.bucket.name, "pattern", pattern); err != nil {
+		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern), err: err}
 	}
-	if err != nil {
-		cancel()
+	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
+	w.follower = follower[jetstream.KeyValueEntry]{c: kv.c, what: "kv watch " + kv.bucket.name + "/" + pattern,
+		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }}
+	if err := w.follow(ctx); err != nil {
 		return nil, kv.classify("watch", pattern, false, err)
 	}
-	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, cancel: cancel,
-		updates: make(chan jetstream.KeyValueEntry, watchBuffer), done: make(chan struct{})}
-	go w.run(life, kv.c.StateChanges(life), s.gen, inner)
 	return w, nil
 }

@@ -8,11 +8,57 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// maxControlLine is the longest protocol line a server accepts by default
+// (its max_control_line, counting the whole line); it closes a connection
+// that sends a longer one.
+const maxControlLine = 4096
+
+// keyLineOverhead is what the longest protocol line sent for one key holds
+// besides the key and the bucket's name, which it holds twice. That line is
+// a watch's consumer creation, longer than a put's or a direct get's:
+//
+//	HPUB $JS.API.CONSUMER.CREATE.KV_<bucket>.<name>.$KV.<bucket>.<key> <reply> <header size> <size>\r\n
+//
+// with a consumer name of 22 characters, a reply subject of up to 64 (nats.go
+// uses 38) and up to ten digits for each size.
+const keyLineOverhead = len("HPUB $JS.API.CONSUMER.CREATE.KV_") + len(".") + 22 + len(".$KV.") + len(".") +
+	len(" ") + 64 + len(" ") + 10 + len(" ") + 10 + len("\r\n")
+
+// maxKeyLen is the longest key that bucket can hold: one whose requests fit
+// the server's control line.
+func maxKeyLen(bucket string) int { return maxControlLine - keyLineOverhead - 2*len(bucket) }
+
+// tooLong refuses a key or watch pattern too long for bucket ("": any
+// bucket) with an error naming the limit.
+func tooLong(bucket, what, key string) error {
+	limit, in := maxKeyLen(bucket), "any bucket"
+	if bucket == "" {
+		limit = maxKeyLen("b")
+	}
+	if len(key) <= limit {
+		return nil
+	}
+	if bucket != "" {
+		in = fmt.Sprintf("bucket %q", bucket)
+	}
+	return fmt.Errorf("%w: %s of %d bytes: longer than the %d bytes it may have in %s, "+
+		"so that the requests on it fit the server's control-line limit of %d bytes: %w",
+		ErrInvalidArgument, what, len(key), limit, in, maxControlLine, jetstream.ErrInvalidKey)
+}
+
 // ValidateKey reports whether key can name a Key-Value entry: not empty, made
 // of letters, digits and - / _ = . only, without a leading or trailing dot or
-// an empty token (".."). The error matches ErrInvalidArgument and
-// jetstream.ErrInvalidKey, and says what is wrong.
-func ValidateKey(key string) error {
+// an empty token (".."), and short enough for the requests on it to fit the
+// server's control line of 4096 bytes in a bucket with a one-character name
+// (a KVStore checks against its own bucket's name). The error matches
+// ErrInvalidArgument and jetstream.ErrInvalidKey, and says what is wrong.
+func ValidateKey(key string) error { return validateKey("", key) }
+
+// validateKey is ValidateKey for a key in bucket ("": the shortest name).
+func validateKey(bucket, key string) error {
+	if err := tooLong(bucket, "key", key); err != nil {
+		return err
+	}
 	why := ""
 	switch {
 	case key == "":
@@ -72,8 +118,6 @@ type kvBinding struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
-	// maxValueSize is the bucket's MaxValueSize when bound; < 1: no limit.
-	maxValueSize int32
 }
 
 // bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
@@ -102,7 +146,7 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 			}
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
 		}
-		return &kvBinding{js: js, kv: kv, stream: st, maxValueSize: st.CachedInfo().Config.MaxMsgSize}, nil
+		return &kvBinding{js: js, kv: kv, stream: st}, nil
 	}
 	return h
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -98,6 +99,22 @@ func sentinelText(err error) string {
 	return s
 }
 
+// streamMissing reports whether err says a stream does not exist, in
+// jetstream's words or in those of nats.go's older JetStream API (which
+// jetstream's watchers still use).
+func streamMissing(err error) bool {
+	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrStreamNotFound)
+}
+
+// shortKey is a key as an error names it: a key too long to be valid is cut
+// to its first 64 bytes, so the message stays readable.
+func shortKey(key string) string {
+	if len(key) <= 64 {
+		return key
+	}
+	return fmt.Sprintf("%s...(%d bytes)", key[:64], len(key))
+}
+
 // maxRetriesError is returned when an update loop ran out of retries.
 func (kv *KVStore) maxRetriesError(op, key string, attempts int, last error) error {
 	var inner *kvError
@@ -121,9 +138,14 @@ func (kv *KVStore) classify(op, key string, create bool, err error) error {
 	}
 	e := &kvError{op: op, bucket: kv.bucket.name, key: key, err: err}
 	switch {
+	case streamMissing(err) && !errors.Is(err, jetstream.ErrBucketNotFound):
+		// The stream behind the bucket is gone: say so in the bucket's terms.
+		e.err = fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
 	case isWrongLastSequence(err):
 		e.sentinels = []error{ErrKVRevisionMismatch}
-		if create && !errors.Is(err, jetstream.ErrKeyExists) {
+		if create && errors.Is(err, jetstream.ErrKeyExists) {
+			e.err = fmt.Errorf("%w: key exists", err) // code 10071 matches already; nats.go's words
+		} else if create {
 			e.err = fmt.Errorf("%w: %w", err, jetstream.ErrKeyExists)
 		} else if !create && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			e.err = fmt.Errorf("%w: %w", err, jetstream.ErrKeyRevisionMismatch)

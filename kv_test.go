@@ -14,6 +14,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -682,5 +683,146 @@ func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 	}
 	if _, ok := <-w.Updates(); ok {
 		t.Fatal("Updates not closed after Stop")
+	}
+}
+
+func TestKVMissingBucketIsReportedAtOnceAndNeverAnUnknownOutcome(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
+	ctx := testContext(t)
+	// A Timeout far beyond what the test allows: waiting for it, rather than
+	// knowing the answer, fails the test.
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "gone"}, func(o *natsclient.KVOptions) { o.Timeout = time.Minute })
+	rev, err := kv.Put(ctx, "k", []byte(`{"n":1}`)) // bound to the bucket before it goes
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Client.DeleteKeyValueBucket(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]func() error{
+		"Get":    func() error { _, err := kv.Get(ctx, "k"); return err },
+		"Put":    func() error { _, err := kv.Put(ctx, "k", []byte("v")); return err },
+		"Create": func() error { _, err := kv.Create(ctx, "new", []byte("v")); return err },
+		"Update": func() error { _, err := kv.Update(ctx, "k", []byte("v"), rev); return err },
+		"Delete": func() error { return kv.Delete(ctx, "k") },
+		"Keys":   func() error { _, err := kv.Keys(ctx); return err },
+		"UpdateJSON": func() error {
+			return kv.UpdateJSON(ctx, "k", func(m map[string]any) error { m["n"] = 2; return nil })
+		},
+		"Watch": func() error {
+			w, err := kv.Watch(ctx, ">")
+			if err == nil {
+				_ = w.Stop()
+			}
+			return err
+		},
+	}
+	for name, op := range ops {
+		opCtx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+		ctx = opCtx
+		start := time.Now()
+		err := op()
+		cancel()
+		elapsed := time.Since(start)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			t.Errorf("%s on a deleted bucket = %v, want jetstream.ErrBucketNotFound", name, err)
+		}
+		if errors.Is(err, natsclient.ErrKVUnknownOutcome) {
+			t.Errorf("%s: no responders taken for an unknown outcome: %v", name, err)
+		}
+		t.Logf("%s: %v after %v", name, err, elapsed.Round(time.Millisecond))
+		// Generous for a loaded machine, and far below the Timeout of a
+		// minute that a retry loop would run into.
+		if elapsed > 10*time.Second {
+			t.Errorf("%s took %v to report a missing bucket", name, elapsed)
+		}
+	}
+	if st := tc.Client.Stats(); st.BreakerTrips != 0 || st.Breaker != natsclient.BreakerClosed {
+		t.Fatalf("a missing bucket touched the breaker: %+v", st)
+	}
+}
+
+// Two versions of a service share a key: each keeps the fields it does not
+// know.
+func TestUpdateJSONAsKeepsFieldsTheTypeDoesNotDeclare(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV())
+	ctx := testContext(t)
+	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "versions"})
+	type v1 struct {
+		Name string `json:"name"`
+	}
+	type v2 struct {
+		Name  string   `json:"name"`
+		Limit int      `json:"limit"`
+		Tags  []string `json:"tags,omitempty"`
+		Note  string   `json:"note,omitempty"`
+	}
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v2) error {
+		*v = v2{Name: "a", Limit: 42, Tags: []string{"x"}, Note: "n"}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The older version changes its one field; the others survive.
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v1) error { v.Name = "b"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"b","limit":42,"note":"n","tags":["x"]}` {
+		t.Fatalf("after the older version's update: %s", got)
+	}
+	// The newer version clears a field under omitempty: it goes, as encoding
+	// a v2 drops it, and is not brought back from the stored value.
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v2) error {
+		if v.Name != "b" || v.Limit != 42 {
+			t.Errorf("newer version read %+v", *v)
+		}
+		v.Note, v.Limit = "", 43
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"b","limit":43,"tags":["x"]}` {
+		t.Fatalf("after the newer version's update: %s", got)
+	}
+	// Members in another letter case are the fields they decode into, not
+	// strangers: they are not kept twice.
+	if _, err := kv.Put(ctx, "svc", []byte(`{"Name":"c","Other":{"k":[1,2]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsclient.UpdateJSONAs(ctx, kv, "svc", func(v *v1) error { v.Name += "!"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := revisionOf(t, bucket, "svc"); string(got) != `{"name":"c!","Other":{"k":[1,2]}}` {
+		t.Fatalf("after an update of differently cased members: %s", got)
+	}
+}
+
+func TestKVWatchInvalidPatternsAndStopAfterItsContext(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
+	ctx := testContext(t)
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "patterns"})
+	for _, pattern := range []string{"", "a.>.b", "foo.", "foo..bar", ".foo", "a b"} {
+		_, err := kv.Watch(ctx, pattern)
+		if !errors.Is(err, jetstream.ErrInvalidKey) || !errors.Is(err, nats.ErrBadSubject) || !errors.Is(err, natsclient.ErrInvalidArgument) {
+			t.Errorf("Watch(%q) = %v, want jetstream.ErrInvalidKey, nats.ErrBadSubject and ErrInvalidArgument", pattern, err)
+		}
+	}
+	// Stop after the watch's ctx ended: nil, where jetstream's watcher says
+	// nats.ErrBadSubscription (a documented difference).
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := kv.Watch(wctx, ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for range w.Updates() { // closed once the watcher has stopped
+	}
+	if err := w.Stop(); err != nil {
+		t.Fatalf("Stop after ctx ended = %v, want nil", err)
+	}
+	if st := tc.Client.Stats(); st.BreakerTrips != 0 || st.ConsecutiveFailures != 0 {
+		t.Fatalf("bad patterns touched the breaker: %+v", st)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 )
 
 // UpdateWithRetry reads key, calls fn with its current value, and writes
@@ -66,6 +68,13 @@ func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[strin
 // and written with compare-and-swap, retrying on conflict. It returns the new
 // revision. A stored value that does not decode into a T is an error naming
 // the key, returned before fn is called.
+//
+// Members of a stored JSON object that T does not declare are kept as they
+// are, after T's own: two services of different versions sharing a key
+// each change only the fields they know. A member T declares and fn left
+// out (a zero value under omitempty) is dropped, as encoding T would drop
+// it; which members T declares is decided as encoding/json decides it,
+// letter case aside.
 func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*T) error) (uint64, error) {
 	if kv == nil {
 		return 0, invalidArgument("UpdateJSONAs: nil *KVStore")
@@ -83,19 +92,70 @@ func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*
 		if err := fn(&v); err != nil {
 			return nil, err
 		}
-		return json.Marshal(&v)
+		out, err := json.Marshal(&v)
+		if err != nil || cur == nil {
+			return out, err
+		}
+		return keepUnknownMembers[T](cur, out), nil
 	})
+}
+
+// keepUnknownMembers returns out, a T encoded, with the members of the
+// stored object cur that T does not declare appended unchanged. When either
+// is not a JSON object there is nothing to keep.
+func keepUnknownMembers[T any](cur, out []byte) []byte {
+	var stored, written map[string]json.RawMessage
+	if json.Unmarshal(cur, &stored) != nil || len(stored) == 0 || json.Unmarshal(out, &written) != nil || written == nil {
+		return out
+	}
+	var extra []string
+	for name, raw := range stored {
+		if _, ok := written[name]; !ok && !declares[T](name, raw) {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) == 0 {
+		return out
+	}
+	slices.Sort(extra) // the same bytes for the same input
+	merged := bytes.TrimRight(out, " \t\r\n")
+	merged = merged[:len(merged)-1] // the closing '}'
+	for i, name := range extra {
+		if i > 0 || len(written) > 0 {
+			merged = append(merged, ',')
+		}
+		quoted, _ := json.Marshal(name) // a string always encodes
+		merged = append(append(append(merged, quoted...), ':'), stored[name]...)
+	}
+	return append(merged, '}')
+}
+
+// declares reports whether T has a field the member name decodes into:
+// decoding the member alone into a zero T changes it. A member with a zero
+// value changes nothing and counts as undeclared, so it is kept, which reads
+// the same as leaving it out.
+func declares[T any](name string, raw json.RawMessage) bool {
+	doc, err := json.Marshal(map[string]json.RawMessage{name: raw})
+	if err != nil {
+		return false
+	}
+	var probe T
+	if err := json.Unmarshal(doc, &probe); err != nil {
+		return true // a field of T, of another type: T's value stands
+	}
+	return !reflect.ValueOf(&probe).Elem().IsZero()
 }
 
 // update is the read-modify-write loop behind the Update* methods. next gets
 // the current value (nil: no key) and its revision; its error ends the loop
 // at once and is returned as it is.
 func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
-	ctx, cancel, err := kv.begin(ctx, op, key)
+	bg, err := kv.beginWrite(ctx, op, key)
 	if err != nil {
 		return 0, err
 	}
-	defer cancel()
+	defer bg.end()
+	ctx = bg.context()
 	for attempt := 1; ; attempt++ {
 		cur, err := kv.load(ctx, op, key)
 		if err != nil {
@@ -105,7 +165,7 @@ func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []b
 		if err != nil {
 			return 0, err
 		}
-		rev, err := kv.write(ctx, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
+		rev, err := kv.write(&bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
 		if err == nil {
 			return rev, nil
 		}

@@ -2,8 +2,6 @@ package natsclient
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -14,14 +12,15 @@ import (
 // connection, resuming after the last revision it delivered, so that a
 // watcher a user holds never goes stale.
 type kvWatcher struct {
+	follower[jetstream.KeyValueEntry]
 	kv      *KVStore
 	pattern string
 	opts    []jetstream.WatchOpt
+	updates chan jetstream.KeyValueEntry
 
-	updates  chan jetstream.KeyValueEntry
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stopOnce sync.Once
+	// Kept by the follower's goroutine alone.
+	lastRev  uint64 // the last revision delivered; 0: none
+	initDone bool   // the end of the initial values was delivered
 }
 
 // watchBuffer is how many entries a watcher holds for a slow reader, as
@@ -34,90 +33,47 @@ const watchBuffer = 256
 func (w *kvWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.updates }
 
 // Stop stops the watcher and returns once its goroutine has ended. It is
-// idempotent and always returns nil.
+// idempotent and always returns nil, also after the watch's ctx ended
+// (jetstream's own watcher returns nats.ErrBadSubscription then).
 func (w *kvWatcher) Stop() error {
-	w.stopOnce.Do(w.cancel)
-	<-w.done
+	w.stop()
 	return nil
 }
 
-// run forwards the current connection's watcher to updates, and on a new
-// connection (or the inner watcher ending with its connection) watches again
-// from the revision after the last one delivered.
-func (w *kvWatcher) run(ctx context.Context, events <-chan StateChange, gen uint64, inner jetstream.KeyWatcher) {
-	defer close(w.done)
-	defer close(w.updates)
-	stopInner := func() {
-		if inner != nil {
-			_ = inner.Stop()
-			inner = nil
-		}
+// start watches on the current connection, from the revision after the last
+// one delivered when this is not the first session.
+func (w *kvWatcher) start(ctx context.Context, _ *snapshot) (session[jetstream.KeyValueEntry], error) {
+	s, b, err := w.kv.bucket.bind(ctx)
+	if err != nil {
+		return session[jetstream.KeyValueEntry]{}, err
 	}
-	defer stopInner()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	var (
-		lastRev  uint64
-		initDone bool
-		failures int
-	)
-	in := inner.Updates()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-in:
-			if !ok {
-				// Its connection is gone: watch again on the next one.
-				in, inner = nil, nil
-				retry.Reset(recheckDelay)
-				continue
-			}
-			if e == nil {
-				if initDone {
-					continue // a resumed watcher's own end-of-initial-values marker
-				}
-				initDone = true
-			} else {
-				lastRev = e.Revision()
-			}
-			select {
-			case w.updates <- e:
-			case <-ctx.Done():
-				return
-			}
-			continue
-		case _, ok := <-events:
-			if !ok {
-				return // the client closed
-			}
-			retry.Reset(recheckDelay)
-			continue
-		case <-retry.C:
+	opts := w.opts
+	if w.lastRev > 0 {
+		opts = append(opts[:len(opts):len(opts)], jetstream.ResumeFromRevision(w.lastRev+1))
+	}
+	inner, err := b.kv.Watch(ctx, w.pattern, opts...)
+	if err != nil {
+		w.kv.c.report(s, err)
+		return session[jetstream.KeyValueEntry]{}, err
+	}
+	return session[jetstream.KeyValueEntry]{items: inner.Updates(), stop: func() { _ = inner.Stop() }}, nil
+}
+
+// deliver passes an entry on to Updates. A resumed watch ends its own
+// initial values with a nil entry too, which the reader has had already.
+func (w *kvWatcher) deliver(ctx context.Context, e jetstream.KeyValueEntry) bool {
+	if e == nil {
+		if w.initDone {
+			return true
 		}
-		s, b, err := w.kv.bucket.bind(ctx)
-		if err != nil {
-			failures++
-			retry.Reset(backoff(w.kv.c.opts.reconnectWait, failures))
-			continue
-		}
-		if inner != nil && s.gen == gen {
-			continue
-		}
-		stopInner()
-		opts := w.opts
-		if lastRev > 0 {
-			opts = append(opts[:len(opts):len(opts)], jetstream.ResumeFromRevision(lastRev+1))
-		}
-		next, err := b.kv.Watch(ctx, w.pattern, opts...)
-		if err != nil {
-			w.kv.c.report(s, err)
-			w.kv.c.opts.logf("kv watch %s/%s on the new connection: %v; retrying", w.kv.bucket.name, w.pattern, err)
-			failures++
-			retry.Reset(backoff(w.kv.c.opts.reconnectWait, failures))
-			continue
-		}
-		inner, in, gen, failures = next, next.Updates(), s.gen, 0
+		w.initDone = true
+	} else {
+		w.lastRev = e.Revision()
+	}
+	select {
+	case w.updates <- e:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -45,7 +45,7 @@ const (
 // once": a write that got no answer is never followed by a new call of an
 // update function until reading back has shown it was not stored; until then
 // only the very same message is sent again.
-func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
+func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 	id := newMsgID()
 	msg := &nats.Msg{Subject: kv.kvSubject(req.key), Data: req.value, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
@@ -60,8 +60,13 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 	// server's duplicate window, after reading back could not tell.
 	probed := false
 	for attempt := 1; ; attempt++ {
-		s, b, err := kv.bucket.bind(ctx)
+		s, b, ok := kv.bucket.cached()
+		var err error
+		if !ok {
+			s, b, err = kv.bucket.bind(bg.context())
+		}
 		if err != nil {
+			ctx := bg.context()
 			if transient(err) && ctx.Err() == nil {
 				// Nothing was sent on this attempt: trying again is safe.
 				if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr == nil {
@@ -73,24 +78,45 @@ func (kv *KVStore) write(ctx context.Context, req writeReq) (uint64, error) {
 			}
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
-		if b.maxValueSize > 0 && len(req.value) > int(b.maxValueSize) {
-			return 0, &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, err: fmt.Errorf(
-				"%w: value of %d bytes exceeds the bucket's MaxValueSize of %d bytes: %w",
-				ErrInvalidArgument, len(req.value), b.maxValueSize, jetstream.ErrStreamMessageExceedsMaximum)}
-		}
-		actx, cancel := kv.c.attemptCtx(ctx)
+		actx, cancel := bg.attempt(kv.c)
 		ack, err := b.js.PublishMsg(actx, msg)
 		cancel()
 		if err == nil {
 			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
 		}
+		ctx := bg.context()
 		kv.c.report(s, err)
 		err = lostAckAsConflict(err) // a planted bug in natsclient_broken builds only (faultswitch.go)
+		if errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+			if id != "" && !sent {
+				// The server counts headers toward MaxValueSize, and the
+				// identity takes bytes this value needs: write it as
+				// jetstream's KeyValue would, without one. The refusal
+				// says nothing was stored, so this is no second copy.
+				id = ""
+				msg.Header.Del(jetstream.MsgIDHeader)
+				continue
+			}
+			return 0, kv.tooLarge(ctx, b, req, msg, err)
+		}
+		if !sent && noResponders(err) {
+			// Nobody received it: nothing can have been stored.
+			if gone := kv.bucketGone(ctx, b, err); gone != nil {
+				return 0, kv.classify(req.op, req.key, req.create, gone)
+			}
+			if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+				return 0, kv.classify(req.op, req.key, req.create, fmt.Errorf("%w; then %w", err, werr))
+			}
+			continue
+		}
 		// A conflict answering a resend may be our own first copy, stored.
 		if !maybeSent(err) && !(sent && isWrongLastSequence(err)) {
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
 		sent = true
+		if id == "" {
+			return 0, kv.unknownOutcome(req, id, "the bucket's MaxValueSize left no room for an identity, so reading back cannot tell", err)
+		}
 		if ctx.Err() != nil {
 			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", fmt.Errorf("%w; then %w", err, context.Cause(ctx)))
 		}
@@ -193,14 +219,49 @@ func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcom
 		last.Sequence, req.expected)
 }
 
+// tooLarge is the error of a write the server refused for its size. The
+// server counts the headers toward the limit as well as the value, so the
+// error names both, and the limit as the bucket has it now.
+func (kv *KVStore) tooLarge(ctx context.Context, b *kvBinding, req writeReq, msg *nats.Msg, err error) error {
+	limit := "the bucket's MaxValueSize"
+	actx, cancel := kv.c.attemptCtx(ctx)
+	if info, ierr := b.stream.Info(actx); ierr == nil {
+		limit = fmt.Sprintf("the bucket's MaxValueSize of %d bytes", info.Config.MaxMsgSize)
+	}
+	cancel()
+	return &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, err: fmt.Errorf(
+		"%w: value of %d bytes plus %d bytes of headers exceed %s; the server refused it: %w",
+		ErrInvalidArgument, len(req.value), headerLen(msg.Header), limit, err)}
+}
+
+// headerLen is how many bytes h adds to a message as nats.go encodes it:
+// "NATS/1.0\r\n", a "Name: value\r\n" line per value, and "\r\n"; none
+// when h is empty.
+func headerLen(h nats.Header) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
+}
+
 // unknownOutcome is the error of a write whose fate cannot be known.
 func (kv *KVStore) unknownOutcome(req writeReq, id, why string, cause error) error {
 	expect := "unconditional"
 	if req.cas {
 		expect = fmt.Sprintf("expecting revision %d", req.expected)
 	}
-	msg := fmt.Sprintf("write %s (message ID %s) got no acknowledgement, and whether it was stored cannot be known",
-		expect, id)
+	carried := "message ID " + id
+	if id == "" {
+		carried = "no message ID"
+	}
+	msg := fmt.Sprintf("write %s (%s) got no acknowledgement, and whether it was stored cannot be known",
+		expect, carried)
 	if why != "" {
 		msg += ": " + why
 	}

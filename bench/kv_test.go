@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -196,12 +197,18 @@ func rawJS(tb testing.TB, r *kvRig) jetstream.JetStream {
 	return js
 }
 
-// Message IDs made as the store makes its own: a random per-process prefix
-// and a counter.
+// Message IDs made as the store makes its own: 72 random bits drawn once
+// (12 characters), and a counter in base 36.
 var (
-	idPrefix = "natsclient-" + crand.Text() + "-"
+	idPrefix = randomPrefix()
 	idSeq    atomic.Uint64
 )
+
+func randomPrefix() string {
+	var b [9]byte
+	_, _ = crand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // idMsg is a write to key with a message ID made as the store makes its own,
 // and, when expected is set, the revision the key must be at.

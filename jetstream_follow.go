@@ -1,0 +1,136 @@
+package natsclient
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A follower keeps something running on the client's current connection (a
+// Consume, a KVStore watch) and starts it again on each new connection the
+// client dials, so that a handle a user holds never goes stale. jetstream's
+// own consumers and watchers survive nats.go's reconnects but die with their
+// connection.
+//
+// Each run on one connection is a session, with a context of its own that
+// ends when the session is replaced or the follower stops: nats.go parks a
+// goroutine on the context of every subscription it makes, and only ending
+// that context releases it.
+type follower[E any] struct {
+	c    *Client
+	what string // names it in log lines: "consume S/C", "kv watch B/P"
+	// start begins a session on the current connection; ctx is the
+	// session's own. s is the snapshot the follower looked at.
+	start func(ctx context.Context, s *snapshot) (session[E], error)
+	// deliver hands on an item of a session; false stops the follower.
+	deliver func(ctx context.Context, item E) bool
+	// ended runs once the follower has stopped, before Done is closed.
+	ended func()
+
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// session is a follower's run on one connection.
+type session[E any] struct {
+	// items are what the session delivers through the follower; nil when
+	// it delivers by itself. Closed when the session ends by itself, as a
+	// watcher does when its connection dies.
+	items <-chan E
+	// stop ends the session and returns once it has ended.
+	stop func()
+}
+
+// recheckDelay is how soon a follower looks at the snapshot again after a
+// state change event: the supervisor emits an event before it publishes the
+// snapshot that goes with it.
+const recheckDelay = 20 * time.Millisecond
+
+// follow starts the first session on the current connection, returning its
+// error, and then follows the client until ctx ends or stop is called.
+func (f *follower[E]) follow(ctx context.Context) error {
+	s, err := f.c.jsSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	life, cancel := context.WithCancel(ctx)
+	sctx, endSession := context.WithCancel(life)
+	first, err := f.start(sctx, s)
+	if err != nil {
+		endSession()
+		cancel()
+		return err
+	}
+	f.cancel, f.done = cancel, make(chan struct{})
+	// An event arriving later than the first session only makes run look
+	// at the generation again.
+	go f.run(life, f.c.StateChanges(life), s.gen, first, endSession)
+	return nil
+}
+
+// stop stops the follower and returns once its goroutine and its session
+// have ended. It is idempotent.
+func (f *follower[E]) stop() {
+	f.stopOnce.Do(f.cancel)
+	<-f.done
+}
+
+// run delivers the current session's items, and when a state change shows a
+// new connection generation (or the session ended by itself) ends the
+// session and starts another on the current connection, retrying with
+// backoff until that works.
+func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen uint64, cur session[E], endCur context.CancelFunc) {
+	defer close(f.done)
+	if f.ended != nil {
+		defer f.ended()
+	}
+	end := func() {
+		if endCur != nil {
+			cur.stop()
+			endCur()
+			cur, endCur = session[E]{}, nil
+		}
+	}
+	defer end()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case item, ok := <-cur.items:
+			if !ok {
+				end() // its connection is gone: start again on the next one
+				retry.Reset(recheckDelay)
+			} else if !f.deliver(ctx, item) {
+				return
+			}
+			continue
+		case _, ok := <-events:
+			if !ok {
+				return // the client closed
+			}
+			retry.Reset(recheckDelay)
+			continue
+		case <-retry.C:
+		}
+		s, err := f.c.jsSnapshot(ctx)
+		if err != nil || (s.gen == gen && endCur != nil) {
+			continue // not connected yet, or nothing changed
+		}
+		end()
+		sctx, endSession := context.WithCancel(ctx)
+		next, err := f.start(sctx, s)
+		if err != nil {
+			endSession()
+			failures++
+			f.c.opts.logf("%s on the new connection: %v; retrying", f.what, err)
+			retry.Reset(backoff(f.c.opts.reconnectWait, failures))
+			continue
+		}
+		cur, endCur, gen, failures = next, endSession, s.gen, 0
+	}
+}

@@ -1,0 +1,126 @@
+package natsclient_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// newConnections makes the client dial n new connections, one after the
+// other: with MaxReconnects 0, nats.go gives a cut connection up and the
+// supervisor dials a new one. After each, live(i) must show that what
+// follows the client works on the new connection.
+func newConnections(t *testing.T, tc *natstest.TestClient, n int, live func(i int)) {
+	t.Helper()
+	events := tc.Client.StateChanges(testContext(t))
+	start := tc.Client.Stats().Connections
+	defer func() {
+		if got := tc.Client.Stats().Connections - start; got != uint64(n) {
+			t.Fatalf("%d new connections, want %d", got, n)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		before := tc.Client.Stats().Connections
+		tc.Server.CutConnections()
+		waitEvent(t, events, "connected again", func(ev natsclient.StateChange) bool {
+			return ev.To == natsclient.StateConnected && tc.Client.Stats().Connections > before
+		})
+		live(i)
+	}
+}
+
+// footprint is the process's goroutines and live heap after a collection.
+func footprint() (goroutines int, heap uint64) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return runtime.NumGoroutine(), m.HeapAlloc
+}
+
+// settles waits until the goroutines and heap are back near their level
+// before: a leak per connection would leave 100 goroutines and megabytes. On
+// the embedded backend the server shares the process, and the ephemeral
+// consumers of the watches it no longer serves hold goroutines and heap
+// until the server removes them, 5s or more later: hence the long deadline.
+func settles(t *testing.T, what string, goroutines int, heap uint64) {
+	t.Helper()
+	const slackGoroutines, slackHeap, deadline = 10, 2 << 20, time.Minute
+	g, h := footprint()
+	for end := time.Now().Add(deadline); g > goroutines+slackGoroutines || h > heap+slackHeap; g, h = footprint() {
+		if time.Now().After(end) {
+			t.Fatalf("%s: goroutines %d → %d, heap %d KB → %d KB after %v", what, goroutines, g, heap>>10, h>>10, deadline)
+		}
+		time.Sleep(100 * time.Millisecond) // polling: nothing announces a collection
+	}
+	t.Logf("%s: goroutines %d → %d, heap %d KB → %d KB", what, goroutines, g, heap>>10, h>>10)
+}
+
+func TestKVWatchLeaksNothingPerNewConnection(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithKV(),
+		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
+	ctx := testContext(t)
+	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "leak"})
+	w, err := kv.Watch(ctx, ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if e := receive(t, w.Updates(), "end of initial values"); e != nil {
+		t.Fatalf("initial values of an empty bucket: %v", e)
+	}
+	// Each new connection is watched again: a change written on it arrives.
+	live := func(i int) {
+		t.Helper()
+		if _, err := kv.Put(ctx, "n", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if e := receive(t, w.Updates(), "a change on the new connection"); e == nil || string(e.Value()) != fmt.Sprint(i) {
+			t.Fatalf("after new connection %d: %v", i, e)
+		}
+	}
+	newConnections(t, tc, 3, live) // whatever the first new connections start once
+	g, h := footprint()
+	newConnections(t, tc, 100, live)
+	settles(t, "100 new connections under a watch", g, h)
+}
+
+func TestConsumeLeaksNothingPerNewConnection(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithJetStream(),
+		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
+	ctx := testContext(t)
+	st, err := tc.Client.CreateStream(ctx, jetstream.StreamConfig{Name: "LEAK", Subjects: []string{"leak.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A message the server handed to the pull request of a connection just
+	// cut comes again after AckWait: keep it short, so that each round
+	// takes moments, whichever connection the message first went to.
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 256)
+	cs, err := tc.Client.Consume(ctx, "LEAK", "c", func(m jetstream.Msg) error { got <- string(m.Data()); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Stop()
+	live := func(i int) {
+		t.Helper()
+		if _, err := tc.Client.PublishToStream(ctx, "leak.x", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		for m := ""; m != fmt.Sprint(i); { // earlier ones may come again
+			m = receive(t, got, "a message on the new connection")
+		}
+	}
+	newConnections(t, tc, 3, live)
+	g, h := footprint()
+	newConnections(t, tc, 100, live)
+	settles(t, "100 new connections under a Consume", g, h)
+}

@@ -1,0 +1,67 @@
+package natsclient
+
+import (
+	"context"
+	"time"
+)
+
+// budget is the time a KVStore call has: KVOptions.Timeout and the caller's
+// ctx, whichever ends first. Its context is made when the call first needs
+// one beyond a single request, so that a write answered at once costs one
+// context (its attempt's) rather than two.
+type budget struct {
+	parent   context.Context
+	deadline time.Time // the Timeout's end; zero when the parent ends first anyway
+	cause    error     // the context's cause when the Timeout ends it
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+func (kv *KVStore) newBudget(ctx context.Context) budget {
+	b := budget{parent: ctx, cause: kv.timeoutCause}
+	if kv.opts.Timeout > 0 {
+		end := time.Now().Add(kv.opts.Timeout)
+		if dl, ok := ctx.Deadline(); !ok || end.Before(dl) {
+			b.deadline = end
+		}
+	}
+	return b
+}
+
+// context returns the budget's context, made on first use.
+func (b *budget) context() context.Context {
+	if b.ctx == nil {
+		if b.deadline.IsZero() {
+			b.ctx = b.parent
+		} else {
+			b.ctx, b.cancel = context.WithDeadlineCause(b.parent, b.deadline, b.cause)
+		}
+	}
+	return b.ctx
+}
+
+// end releases the budget's context, if one was made.
+func (b *budget) end() {
+	if b.cancel != nil {
+		b.cancel()
+	}
+}
+
+// attempt bounds one request as Client.attemptCtx does (the client's
+// timeout, and at most half of what remains), deriving from the caller's ctx
+// while the budget has no context of its own: the attempt ends before the
+// budget does, so it needs no other.
+func (b *budget) attempt(c *Client) (context.Context, context.CancelFunc) {
+	if b.ctx != nil {
+		return c.attemptCtx(b.ctx)
+	}
+	d := c.opts.timeout
+	end := b.deadline
+	if end.IsZero() {
+		end, _ = b.parent.Deadline()
+	}
+	if !end.IsZero() {
+		d = min(d, time.Until(end)/2)
+	}
+	return context.WithTimeout(b.parent, d)
+}
