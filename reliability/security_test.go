@@ -89,12 +89,20 @@ func TestSecurityCredentials(t *testing.T) {
 		nkeyMethod(t, dir),
 		credsMethod(t, dir),
 	}
+	seeds := seedsIn(t, dir) // the test's key files, good and corrupt
 	for _, m := range methods {
 		t.Run(m.name, func(t *testing.T) {
 			srv := natstest.NewServer(t, natstest.WithServerOptions(m.server))
 			expectAccepted(t, srv.URL(), m.right...)
 			for _, r := range m.refused {
-				t.Run(r.name, func(t *testing.T) { expectRefused(t, srv, srv.URL(), r) })
+				t.Run(r.name, func(t *testing.T) {
+					err := expectRefused(t, srv, srv.URL(), r)
+					for _, seed := range seeds {
+						if strings.Contains(err.Error(), seed) {
+							t.Fatalf("Connect's error shows a seed: %v", err)
+						}
+					}
+				})
 			}
 		})
 	}
