@@ -185,3 +185,10 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	return natstest.Await(t, ch, waitTimeout, what, nil)
 }
+
+// natstestJetStream starts a JetStream server and a connected client, with no
+// stream.
+func natstestJetStream(t testing.TB) *natstest.TestClient {
+	t.Helper()
+	return natstest.NewTestClient(t, natstest.WithJetStream())
+}

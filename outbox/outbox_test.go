@@ -187,13 +187,19 @@ func TestCloseWithMessagesInFlight(t *testing.T) {
 // publishConcurrently publishes n messages from each of g goroutines and
 // returns what each goroutine's Publish calls returned, in call order.
 func publishConcurrently(t testing.TB, ob *outbox.Outbox, g, n int) [][]sent {
+	return publishConcurrentlyFrom(t, ob, g, 0, n)
+}
+
+// publishConcurrentlyFrom is publishConcurrently with each goroutine's
+// message indices starting at from.
+func publishConcurrentlyFrom(t testing.TB, ob *outbox.Outbox, g, from, n int) [][]sent {
 	t.Helper()
 	out := make([][]sent, g)
 	var wg sync.WaitGroup
 	errs := make(chan error, g)
 	for i := range g {
 		wg.Go(func() {
-			for j := range n {
+			for j := from; j < from+n; j++ {
 				data := pubData(i, j)
 				id, err := ob.Publish(context.Background(), subjectPfx+"c", []byte(data))
 				if err != nil {

@@ -1,0 +1,87 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/c360/natsclient/outbox"
+)
+
+const (
+	faultPublishers   = 4
+	faultPerPublisher = 500
+)
+
+// Faults while the outbox forwards, on whichever backend NATSTEST_BACKEND
+// names (CI runs both): the stream must end up holding exactly what Publish
+// accepted, once each, in each publisher's order.
+func TestFaultsDuringForwarding(t *testing.T) {
+	t.Run("cut every 100ms", func(t *testing.T) {
+		tc := newEnv(t)
+		ob := openOutbox(t, tc.Client, outboxPath(t))
+		stop := make(chan struct{})
+		var cutter sync.WaitGroup
+		cuts := 0
+		cutter.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					tc.Server.CutConnections()
+					cuts++
+				case <-stop:
+					return
+				}
+			}
+		})
+		want := publishConcurrently(t, ob, faultPublishers, faultPerPublisher)
+		flush(t, ob)
+		close(stop)
+		cutter.Wait()
+		t.Logf("%d cuts; stats %+v", cuts, ob.Stats())
+		checkInterleaved(t, tc.URL, streamName, want)
+	})
+
+	t.Run("restart", func(t *testing.T) {
+		tc := newEnv(t)
+		ob := openOutbox(t, tc.Client, outboxPath(t))
+		first := publishConcurrently(t, ob, faultPublishers, faultPerPublisher/2)
+		tc.Server.Restart()
+		second := publishConcurrentlyFrom(t, ob, faultPublishers, faultPerPublisher/2, faultPerPublisher/2)
+		flush(t, ob)
+		t.Logf("stats %+v", ob.Stats())
+		checkInterleaved(t, tc.URL, streamName, joinPublishers(first, second))
+	})
+
+	t.Run("freeze", func(t *testing.T) {
+		tc := newEnv(t)
+		ob := openOutbox(t, tc.Client, outboxPath(t), outbox.WithAckTimeout(300*time.Millisecond))
+		first := publishConcurrently(t, ob, faultPublishers, faultPerPublisher/2)
+		tc.Server.Freeze()
+		second := publishConcurrentlyFrom(t, ob, faultPublishers, faultPerPublisher/2, faultPerPublisher/2)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := ob.Flush(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("flush while frozen: %v, want the deadline", err)
+		}
+		tc.Server.Thaw()
+		flush(t, ob)
+		t.Logf("stats %+v", ob.Stats())
+		checkInterleaved(t, tc.URL, streamName, joinPublishers(first, second))
+	})
+}
+
+// joinPublishers appends each publisher's later messages to its earlier
+// ones, renumbering nothing: the data already says publisher and index.
+func joinPublishers(a, b [][]sent) [][]sent {
+	out := make([][]sent, len(a))
+	for g := range a {
+		out[g] = append(append([]sent(nil), a[g]...), b[g]...)
+	}
+	return out
+}
