@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient/outbox"
+	"github.com/nats-io/nats.go"
 )
 
 const (
@@ -49,8 +50,16 @@ func TestFaultsDuringForwarding(t *testing.T) {
 	t.Run("restart", func(t *testing.T) {
 		tc := newEnv(t)
 		ob := openOutbox(t, tc.Client, outboxPath(t))
+		// A backlog, so that the restart comes while it is being sent: a
+		// subscriber straight to the server says when forwarding began.
+		tc.Server.Stop()
 		first := publishConcurrently(t, ob, faultPublishers, faultPerPublisher/2)
+		tc.Server.Start()
+		seen := subscribeDirect(t, tc.Server.DirectURL(), 64)
+		tc.Server.Latency(5 * time.Millisecond)
+		receive(t, seen, "the backlog reaching the server")
 		tc.Server.Restart()
+		tc.Server.Latency(0)
 		second := publishConcurrentlyFrom(t, ob, faultPublishers, faultPerPublisher/2, faultPerPublisher/2)
 		flush(t, ob)
 		t.Logf("stats %+v", ob.Stats())
@@ -84,4 +93,30 @@ func joinPublishers(a, b [][]sent) [][]sent {
 		out[g] = append(append([]sent(nil), a[g]...), b[g]...)
 	}
 	return out
+}
+
+// subscribeDirect subscribes to every outbox subject on a connection of its
+// own straight to the server (past the fault proxy), and returns the
+// messages as they reach the server. The connection closes with the test.
+func subscribeDirect(t testing.TB, url string, buffer int) <-chan *nats.Msg {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	seen := make(chan *nats.Msg, buffer)
+	_, err = nc.Subscribe(subjectPfx+">", func(m *nats.Msg) {
+		select {
+		case seen <- m:
+		default: // the test reads only as many as it waits for
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return seen
 }

@@ -149,18 +149,7 @@ func TestCloseWithMessagesInFlight(t *testing.T) {
 	const window = 512
 	// The server stores what it gets, the client hears no acknowledgement;
 	// a subscriber straight to the server sees the window arrive.
-	seen := make(chan *nats.Msg, 4*window)
-	nc, err := nats.Connect(tc.Server.DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := nc.ChanSubscribe(subjectPfx+">", seen); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	seen := subscribeDirect(t, tc.Server.DirectURL(), 4*window)
 	tc.Server.FreezeReplies()
 	ob, err := outbox.Open(tc.Client, path, outbox.WithMaxInFlight(window))
 	if err != nil {
