@@ -66,8 +66,9 @@ type forwarder struct {
 	next     uint64    // the last sequence read into buffered
 	drained  bool      // the last read reached the end of the queue
 
-	acked []uint64    // acknowledged, not yet deleted from the file
-	dead  []deadEntry // refused for good, not yet moved
+	acked   []uint64    // acknowledged, not yet handed to the settler
+	dead    []deadEntry // refused for good, not yet handed to the settler
+	settler *settler
 
 	sentHigh  uint64               // the highest sequence sent since Open
 	markedAt  uint64               // the sent mark last written to the file
@@ -100,6 +101,10 @@ const defaultDuplicates = 2 * time.Minute
 // errPaused ends a round when the client stops being usable.
 var errPaused = errors.New("client not connected, or its breaker is open")
 
+// errConnectionLost ends a round when the connection is not connected at
+// the moment of a send.
+var errConnectionLost = errors.New("connection lost")
+
 func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.StateChange, prevSent uint64, prevAt time.Time) *forwarder {
 	return &forwarder{
 		ob:         ob,
@@ -118,15 +123,16 @@ func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.Stat
 
 func (f *forwarder) run() {
 	defer close(f.ob.fwdDone)
+	f.settler = startSettler(f.ob, f.log)
 	defer f.shutdown()
 	for f.waitUsable() {
 		err := f.round()
 		if f.ctx.Err() != nil {
 			return
 		}
-		if err := f.settle(); err != nil {
-			f.log.Error("outbox: cannot record forwarding progress", "err", err)
-		}
+		// The next round reads the queue from the file: it must not find
+		// there what was acknowledged already.
+		_ = f.settle(settleSynced)
 		f.abandonWindow()
 		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			// Let the client find out whether the connection is alive: a
@@ -146,9 +152,8 @@ func (f *forwarder) run() {
 // shutdown records what was acknowledged and drops the publisher's state on
 // the client's connection, so that a closed outbox leaves nothing behind.
 func (f *forwarder) shutdown() {
-	if err := f.settle(); err != nil {
-		f.log.Error("outbox: cannot record forwarding progress", "err", err)
-	}
+	_ = f.settle(settleQueued)
+	f.settler.stop()
 	if f.js != nil {
 		f.js.CleanupPublisher()
 	}
@@ -219,7 +224,7 @@ func (f *forwarder) round() error {
 			return err
 		}
 		if len(f.window) == 0 {
-			if err := f.settle(); err != nil {
+			if err := f.settle(settleQueued); err != nil {
 				return err
 			}
 			select {
@@ -238,7 +243,7 @@ func (f *forwarder) round() error {
 			continue
 		}
 		head := f.window[0]
-		// Record acknowledgements in the file only when the next one is not
+		// Hand acknowledgements to the settler only when the next one is not
 		// already here: one transaction for a run of acks.
 		select {
 		case ack := <-head.fut.Ok():
@@ -251,7 +256,7 @@ func (f *forwarder) round() error {
 			continue
 		default:
 		}
-		if err := f.settle(); err != nil {
+		if err := f.settle(settleIfFree); err != nil {
 			return err
 		}
 		select {
@@ -306,6 +311,15 @@ func (f *forwarder) fill() error {
 }
 
 func (f *forwarder) send(rec *record) error {
+	// Never publish into nats.go's reconnect buffer: what it holds is sent
+	// on the next connection ahead of everything else, so a message
+	// buffered there would be stored before the earlier messages of its
+	// window that the dropped connection lost, and their resend would put
+	// them after it. See the type's comment.
+	if f.conn.Status() != nats.CONNECTED {
+		return errConnectionLost
+	}
+	reconnects := f.conn.Stats().Reconnects
 	now := time.Now()
 	first, sent := f.firstSent[rec.seq]
 	if !sent && rec.seq <= f.prevSent {
@@ -335,6 +349,11 @@ func (f *forwarder) send(rec *record) error {
 	f.firstSent[rec.seq] = first
 	f.sentHigh = max(f.sentHigh, rec.seq)
 	f.window = append(f.window, flight{rec: rec, fut: fut})
+	if f.conn.Status() != nats.CONNECTED || f.conn.Stats().Reconnects != reconnects {
+		// The connection dropped while this message was being written: it
+		// may be in the reconnect buffer. Send nothing more on it.
+		return errConnectionLost
+	}
 	return nil
 }
 
@@ -364,23 +383,6 @@ func (f *forwarder) deadLetter(rec *record, err error) {
 	f.dead = append(f.dead, deadEntry{seq: rec.seq, id: rec.id, cause: err.Error(), at: time.Now()})
 	f.log.Warn("outbox: message refused for good; moved to the dead letters",
 		"id", rec.id, "subject", rec.subject, "err", err)
-}
-
-// settle writes the acknowledged and refused messages to the file in one
-// transaction, with the sent mark (how far this process has sent, and when),
-// and wakes Flush.
-func (f *forwarder) settle() error {
-	if len(f.acked) == 0 && len(f.dead) == 0 && f.sentHigh == f.markedAt {
-		return nil
-	}
-	if err := f.st.settle(f.acked, f.dead, f.sentHigh, time.Now()); err != nil {
-		return fmt.Errorf("record progress: %w", err)
-	}
-	f.markedAt = f.sentHigh
-	f.ob.deadLettered.Add(uint64(len(f.dead)))
-	f.acked, f.dead = f.acked[:0], f.dead[:0]
-	f.ob.progressed()
-	return nil
 }
 
 // abandonWindow forgets what is on the wire: the next round starts again

@@ -52,3 +52,44 @@ func checkPrefixes(t testing.TB, url, stream string, want [][]sent, extra []bool
 		}
 	}
 }
+
+// checkExactlyOnce asserts that the stream holds every message of want
+// exactly once, with its id, and nothing else, in any order; it returns how
+// many messages came after a later one of the same publisher.
+func checkExactlyOnce(t testing.TB, url, stream string, want [][]sent) (displaced int) {
+	t.Helper()
+	ids := make(map[string]string)
+	for _, msgs := range want {
+		for _, m := range msgs {
+			ids[m.data] = m.id
+		}
+	}
+	got := streamMsgs(t, url, stream)
+	seen := make(map[string]bool, len(got))
+	high := make(map[int]int)
+	for k, m := range got {
+		data := string(m.Data)
+		id, ok := ids[data]
+		switch {
+		case !ok:
+			t.Fatalf("stream message %d is %q, not one Publish accepted", k+1, data)
+		case seen[data]:
+			t.Fatalf("stream message %d %q is stored twice", k+1, data)
+		case m.Header.Get(jetstream.MsgIDHeader) != id:
+			t.Fatalf("stream message %d %q has id %s, want %s", k+1, data, m.Header.Get(jetstream.MsgIDHeader), id)
+		}
+		seen[data] = true
+		var g, i int
+		if _, err := fmt.Sscanf(data, "%d:%d", &g, &i); err != nil {
+			t.Fatalf("stream message %d %q: %v", k+1, data, err)
+		}
+		if h, ok := high[g]; ok && i < h {
+			displaced++
+		}
+		high[g] = max(high[g], i)
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("stream holds %d of the %d messages", len(seen), len(ids))
+	}
+	return displaced
+}
