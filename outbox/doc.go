@@ -30,7 +30,18 @@
 //
 // Order is kept by resending, after any missing acknowledgement, the whole
 // window from the first unacknowledged message (see docs/design.md,
-// "Store-and-forward"), never one message behind later ones.
+// "Store-and-forward"), never one message behind later ones. It is strict
+// when the client's connection does not buffer publishes while it
+// reconnects:
+//
+//	client, err := natsclient.NewClient(url, natsclient.WithNATSOptions(nats.ReconnectBufSize(-1)))
+//
+// With nats.go's default reconnect buffer, a connection that drops just as
+// a message is written can leave that message in the buffer, to be stored
+// ahead of the earlier messages the connection lost: at most one message
+// per lost connection out of order, none lost or doubled. A replicated
+// stream that loses a message in a leader change and stores the next can
+// reorder the same way.
 //
 // # Forwarding
 //

@@ -39,12 +39,22 @@ import (
 //     a pause, behind later ones: the forwarder turns that retry off
 //     (WithRetryAttempts(0)) and makes the decision itself.
 //
-// The prefix argument is what a single server gives, and a replicated
-// stream while its leader stays. A stream that loses message k in a leader
-// change yet stores k+1 (sent to the new leader) breaks it: the resend then
-// stores k after k+1. Exactly once still holds there; order does not, and no
-// client-side scheme that keeps a window open can restore it (only a window
-// of one can). See docs/design.md, "Store-and-forward".
+// The prefix argument needs every message of a window to travel on the
+// connection it was written to. nats.go breaks that with its reconnect
+// buffer: what is published while it reconnects is kept and sent on the
+// next connection, ahead of everything else, while what the dropped
+// connection held is lost. So the forwarder publishes only while the
+// connection is CONNECTED, and ends the round when it was not, just after a
+// publish. That leaves one race: the connection drops between the check and
+// the write, and that one message is buffered and stored ahead of earlier
+// ones the connection lost. With the reconnect buffer off
+// (nats.ReconnectBufSize(-1) through natsclient.WithNATSOptions) nothing is
+// ever buffered and order is strict; exactly once holds either way.
+//
+// A replicated stream that loses message k in a leader change yet stores
+// k+1 breaks the prefix too: the resend then stores k after k+1. Exactly
+// once still holds there; only a window of one would keep order. See
+// docs/design.md, "Store-and-forward".
 //
 // A duplicate window only covers resends within it. A message pending
 // across a long pause (a process down for longer than the window while its

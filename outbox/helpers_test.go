@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,15 +52,25 @@ func createStream(t testing.TB, c *natsclient.Client, cfg jetstream.StreamConfig
 	}
 }
 
-// openOutbox opens an outbox at path and closes it when the test ends.
+// openOutbox opens an outbox at path, logging to the test's log, and closes
+// it when the test ends.
 func openOutbox(t testing.TB, c *natsclient.Client, path string, opts ...outbox.Option) *outbox.Outbox {
 	t.Helper()
-	ob, err := outbox.Open(c, path, opts...)
+	logger := slog.New(slog.NewTextHandler(testLog{t}, nil))
+	ob, err := outbox.Open(c, path, append([]outbox.Option{outbox.WithLogger(logger)}, opts...)...)
 	if err != nil {
 		t.Fatalf("open outbox: %v", err)
 	}
 	t.Cleanup(func() { closeOutbox(t, ob) })
 	return ob
+}
+
+// testLog writes log lines to the test's log, shown when it fails or with -v.
+type testLog struct{ t testing.TB }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 func closeOutbox(t testing.TB, ob *outbox.Outbox) {
