@@ -93,14 +93,20 @@ func purge(b *testing.B, js jetstream.JetStream) {
 func BenchmarkOutboxForward(b *testing.B) {
 	srv, js := newForwardServer(b)
 	data := make([]byte, forwardPayload)
+	// The raw side carries a message id too, unique to each run, so that
+	// the server's duplicate tracking, which the outbox's exactly once
+	// relies on, costs both sides alike.
+	runs := 0
 	raw := func(b *testing.B) {
 		for range b.N {
 			b.StopTimer()
 			purge(b, js)
+			runs++
+			prefix := "raw-" + strconv.Itoa(runs) + "-"
 			b.StartTimer()
 			start := time.Now()
-			for range forwardBacklog {
-				if _, err := js.PublishAsync(forwardSubject, data, stallWait); err != nil {
+			for i := range forwardBacklog {
+				if _, err := js.PublishAsync(forwardSubject, data, stallWait, jetstream.WithMsgID(prefix+strconv.Itoa(i))); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -301,8 +307,9 @@ func BenchmarkOutboxDrainMemory(b *testing.B) {
 					purge(b, js)
 					b.StartTimer()
 					measureDrain(b, n, func(ctx context.Context) error {
+						prefix := "raw-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 						for i := range n {
-							if _, err := js.PublishAsync(forwardSubject, data, jetstream.WithMsgID("raw-"+strconv.Itoa(i)), stallWait); err != nil {
+							if _, err := js.PublishAsync(forwardSubject, data, jetstream.WithMsgID(prefix+strconv.Itoa(i)), stallWait); err != nil {
 								return err
 							}
 						}
