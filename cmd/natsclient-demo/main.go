@@ -4,7 +4,10 @@
 // publishes and subscribes, then stops the server and prints, as a timeline,
 // the state events, the circuit breaker opening and publishes failing fast,
 // the server returning, the breaker closing, and the subscription receiving
-// again. It exits 0 when the whole story happened, 1 otherwise.
+// again. Publishes made through an outbox during the outage are stored on
+// disk and arrive in a stream, in order, after the server returns (with
+// -server, when that server has JetStream). It exits 0 when the whole story
+// happened, 1 otherwise.
 //
 //	go run ./cmd/natsclient-demo
 //	go run ./cmd/natsclient-demo -server nats://localhost:4222   # you stop and start the server
@@ -53,7 +56,12 @@ func (d *demo) say(what, format string, args ...any) {
 
 func (d *demo) run(serverURL string) error {
 	if serverURL == "" {
-		srv, err := startEmbedded(0)
+		storeDir, err := os.MkdirTemp("", "natsclient-demo-js-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(storeDir)
+		srv, err := startEmbedded(0, storeDir)
 		if err != nil {
 			return err
 		}
@@ -109,6 +117,11 @@ func (d *demo) run(serverURL string) error {
 	if err := d.publishAndReceive(ctx, client, received, "reading 1"); err != nil {
 		return err
 	}
+	ob, err := d.openOutbox(ctx, client)
+	if err != nil {
+		return err
+	}
+	defer ob.close(ctx)
 
 	d.say("outage", "stopping the server")
 	if d.server != nil {
@@ -130,6 +143,9 @@ func (d *demo) run(serverURL string) error {
 		}
 		d.say("publish", "failed fast in %v: %v", took, err)
 	}
+	if err := d.queue(ctx, ob); err != nil {
+		return err
+	}
 
 	if d.server != nil {
 		d.say("recovery", "starting the server again on the same port")
@@ -145,6 +161,9 @@ func (d *demo) run(serverURL string) error {
 		return err
 	}
 	if err := d.publishAndReceive(ctx, client, received, "reading 2"); err != nil {
+		return err
+	}
+	if err := d.delivered(ctx, client, ob); err != nil {
 		return err
 	}
 	st := client.Stats()
@@ -198,17 +217,19 @@ func (d *demo) waitFor(events <-chan natsclient.StateChange, what string, match 
 }
 
 // embedded is an in-process nats-server that can be stopped and started
-// again on the same port.
+// again on the same port, with its JetStream store kept across the restart.
 type embedded struct {
-	port int
-	srv  *server.Server
+	port     int
+	storeDir string
+	srv      *server.Server
 }
 
-func startEmbedded(port int) (*embedded, error) {
+func startEmbedded(port int, storeDir string) (*embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: storeDir})
 	if err != nil {
 		return nil, fmt.Errorf("embedded server: %w", err)
 	}
@@ -217,7 +238,7 @@ func startEmbedded(port int) (*embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded server not ready within 10s")
 	}
-	return &embedded{port: srv.Addr().(*net.TCPAddr).Port, srv: srv}, nil
+	return &embedded{port: srv.Addr().(*net.TCPAddr).Port, storeDir: storeDir, srv: srv}, nil
 }
 
 func (e *embedded) url() string { return "nats://127.0.0.1:" + strconv.Itoa(e.port) }
@@ -232,7 +253,7 @@ func (e *embedded) stop() {
 
 func (e *embedded) restart() error {
 	e.stop()
-	next, err := startEmbedded(e.port)
+	next, err := startEmbedded(e.port, e.storeDir)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,132 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/nats-io/nats.go"
+	bolt "go.etcd.io/bbolt"
+)
+
+// DeadLetter is a message its stream refused for good (no stream captures
+// its subject, it is larger than the stream allows, the stream is full and
+// discards new messages, an expected-* header of its own did not hold). It
+// stays in the file until Requeue or Discard.
+type DeadLetter struct {
+	ID      string
+	Subject string
+	Data    []byte
+	Header  nats.Header
+	// Err is the refusal, as text.
+	Err string
+	// At is when the message was refused.
+	At time.Time
+}
+
+// DeadLetters returns the dead letters, oldest refusal first.
+func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	if err := ob.check(ctx, "DeadLetters"); err != nil {
+		return nil, err
+	}
+	var out []DeadLetter
+	err := ob.st.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
+			at, cause, raw, err := decodeDead(v)
+			if err != nil {
+				return fmt.Errorf("dead letter %s: %w", k, err)
+			}
+			r, err := decodeRecord(0, raw)
+			if err != nil {
+				return fmt.Errorf("dead letter %s: %w", k, err)
+			}
+			out = append(out, DeadLetter{ID: r.id, Subject: r.subject, Data: r.data, Header: r.header, Err: cause, At: at})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, ob.storeErr("dead letters", err)
+	}
+	slices.SortStableFunc(out, func(a, b DeadLetter) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+// Requeue puts the dead letter id back at the end of the queue, with its id,
+// under the same budget and overflow policy as Publish (with Reject, a full
+// outbox is an error matching ErrFull and the letter stays). An unknown id
+// matches natsclient.ErrInvalidArgument.
+func (ob *Outbox) Requeue(ctx context.Context, id string) error {
+	if err := ob.check(ctx, "Requeue"); err != nil {
+		return err
+	}
+	var a admission
+	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+		dead := tx.Bucket(deadBucket)
+		v := dead.Get([]byte(id))
+		if v == nil {
+			return unknownDeadLetter(id)
+		}
+		_, _, raw, err := decodeDead(v)
+		if err != nil {
+			return fmt.Errorf("dead letter %s: %w", id, err)
+		}
+		r, err := decodeRecord(0, raw)
+		if err != nil {
+			return fmt.Errorf("dead letter %s: %w", id, err)
+		}
+		r.enqueued = time.Now()
+		if a, err = ob.st.admit(tx, r, id, ob.opts.maxBytes, ob.opts.overflow); err != nil || a.full {
+			return err
+		}
+		return dead.Delete([]byte(id))
+	})
+	if err != nil {
+		return ob.storeErr("requeue "+id, err)
+	}
+	if a.full {
+		return fmt.Errorf("%w: requeue %s: no room in the budget of %d bytes", ErrFull, id, ob.opts.maxBytes)
+	}
+	if len(a.dropped) > 0 {
+		ob.dropped.Add(uint64(len(a.dropped)))
+		ob.log.Warn("outbox full: dropped the oldest messages", "dropped", len(a.dropped), "first", a.dropped[0])
+		ob.progressed()
+	}
+	ob.kick()
+	return nil
+}
+
+// Discard deletes the dead letter id. An unknown id matches
+// natsclient.ErrInvalidArgument.
+func (ob *Outbox) Discard(ctx context.Context, id string) error {
+	if err := ob.check(ctx, "Discard"); err != nil {
+		return err
+	}
+	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+		dead := tx.Bucket(deadBucket)
+		if dead.Get([]byte(id)) == nil {
+			return unknownDeadLetter(id)
+		}
+		return dead.Delete([]byte(id))
+	})
+	if err != nil {
+		return ob.storeErr("discard "+id, err)
+	}
+	return nil
+}
+
+func unknownDeadLetter(id string) error {
+	return fmt.Errorf("%w: no dead letter with id %q", natsclient.ErrInvalidArgument, id)
+}
+
+// check refuses a call with a nil or ended ctx, or after Close.
+func (ob *Outbox) check(ctx context.Context, op string) error {
+	if ctx == nil {
+		return fmt.Errorf("%w: outbox.%s: nil context", natsclient.ErrInvalidArgument, op)
+	}
+	if ob.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,87 @@
+// Package outbox is a durable store-and-forward queue for JetStream
+// publishes: Publish writes the message to a local file and returns once it
+// is on disk, and a forwarder sends the queue to the server, in order, while
+// the client is connected.
+//
+// Use it where a publish must not be lost to an outage or a restart: at the
+// edge, where the uplink goes away for minutes or hours and the process may
+// restart meanwhile. natsclient.Client.PublishToStream fails fast with
+// ErrCircuitOpen while the breaker is open, and nats.go's reconnect buffer is
+// in memory (and core NATS only); the outbox keeps the message on disk until
+// its stream has acknowledged it.
+//
+//	ob, err := outbox.Open(client, "/var/lib/app/outbox.db")
+//	...
+//	defer ob.Close(ctx)
+//	id, err := ob.Publish(ctx, "telemetry.site1", reading) // on disk when err is nil
+//
+// # Exactly once, in order
+//
+// A Publish that returned nil reaches its stream once, in the order of the
+// Publish calls that returned: across lost connections, server restarts and
+// kills of the process. Each message carries a Nats-Msg-Id (the id Publish
+// returns) that stays the same on every resend, and the stream's duplicate
+// window drops the copies. The guarantee ends at that window (two minutes by
+// default): a message whose acknowledgement was lost, and which is sent
+// again only after the window has passed (a process killed with messages on
+// the wire and restarted later than that), may be stored twice.
+// Stats.ResentLate counts such resends. Messages of concurrent Publish calls
+// are in the order their calls were stored.
+//
+// Order is kept by resending, after any missing acknowledgement, the whole
+// window from the first unacknowledged message (see docs/design.md,
+// "Store-and-forward"), never one message behind later ones. It is strict
+// when the client's connection does not buffer publishes while it
+// reconnects:
+//
+//	client, err := natsclient.NewClient(url, natsclient.WithNATSOptions(nats.ReconnectBufSize(-1)))
+//
+// With nats.go's default reconnect buffer, a connection that drops just as
+// a message is written can leave that message in the buffer, to be stored
+// ahead of the earlier messages the connection lost: at most one message
+// per lost connection out of order, none lost or doubled. A replicated
+// stream that loses a message in a leader change and stores the next can
+// reorder the same way.
+//
+// # Forwarding
+//
+// Forwarding starts by itself when the client connects, pauses while the
+// client is disconnected or its breaker open (it follows StateChanges), and
+// follows the client to each new connection. Up to WithMaxInFlight publishes
+// are on the wire at once; an acknowledged message is deleted from the file.
+// The queue is read from the file a window at a time, so memory does not grow
+// with the backlog.
+//
+// # Dead letters
+//
+// A message the server refuses for good (no stream captures its subject; it
+// is larger than the stream allows; the stream is full and discards new
+// messages; an expected-* header of its own fails) is moved to the dead
+// letters after its first refusal, logged and counted, and forwarding goes
+// on with the next message. DeadLetters lists them, Requeue puts one back at
+// the end of the queue with its id, Discard deletes it. Refusals are told
+// from transient failures by the server's error codes, never by text.
+//
+// # Storage
+//
+// The file is a bbolt database (go.etcd.io/bbolt): concurrent Publish calls
+// share one commit and one fsync (bbolt's Batch). One process opens a file at
+// a time: a file held by another process is an error within about a second,
+// a second Open in the same process an error at once. A file that is not an
+// outbox, or is corrupt, is an error naming it, and is never rewritten or
+// deleted. WithMaxBytes bounds the pending messages' stored size; at the
+// bound, WithOverflow says whether Publish refuses (Reject, the default:
+// ErrFull) or the oldest messages are dropped (DropOldest, counted in
+// Stats.Dropped). Dead letters are not counted against the bound.
+//
+// The natsclient package itself does not import bbolt: only programs that
+// import outbox compile it.
+//
+// # Errors
+//
+// Bad input (an invalid subject, a nil context or message, a reply subject,
+// a Nats-Msg-Id header of the caller's) matches natsclient.ErrInvalidArgument
+// and nothing is stored; invalid options match natsclient.ErrInvalidOption.
+// ErrFull and ErrClosed are this package's own. Publish never returns
+// natsclient.ErrCircuitOpen.
+package outbox

@@ -1,0 +1,448 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/c360/natsclient"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The forwarder is one goroutine that sends the queue to JetStream.
+//
+// # Order across resends
+//
+// It keeps up to maxInFlight publishes on the wire (jetstream's
+// PublishMsgAsync) and takes their acknowledgements in send order, from the
+// head of the window. When the head's acknowledgement is missing (the
+// connection went, the ack timed out, the server answered with a transient
+// error), it does not resend that one message: it abandons the whole window
+// and starts again from the first unacknowledged message, in order, each
+// message with the Nats-Msg-Id it had. Why the whole window:
+//
+//   - One connection is an ordered byte stream, and the server takes the
+//     messages of one connection, and a stream stores the messages it takes,
+//     in that order. So what a stream stored of a window is a prefix of it:
+//     if message k was lost, none after it on that connection was stored.
+//     Resending the window from k stores the lost suffix in order.
+//   - If instead k's ack alone was lost while k+1's arrived, k was stored
+//     (the prefix again); its resend is a duplicate, which the stream's
+//     duplicate window drops and acknowledges as such.
+//   - Resending k alone after k+1 had been stored would be the one way to
+//     store them out of order; the forwarder never does that.
+//   - nats.go itself would resend a publish that met "no responders" after
+//     a pause, behind later ones: the forwarder turns that retry off
+//     (WithRetryAttempts(0)) and makes the decision itself.
+//
+// The prefix argument needs every message of a window to travel on the
+// connection it was written to. nats.go breaks that with its reconnect
+// buffer: what is published while it reconnects is kept and sent on the
+// next connection, ahead of everything else, while what the dropped
+// connection held is lost. So the forwarder publishes only while the
+// connection is CONNECTED, and ends the round when it was not, just after a
+// publish. That leaves one race: the connection drops between the check and
+// the write, and that one message is buffered and stored ahead of earlier
+// ones the connection lost. With the reconnect buffer off
+// (nats.ReconnectBufSize(-1) through natsclient.WithNATSOptions) nothing is
+// ever buffered and order is strict; exactly once holds either way.
+//
+// A replicated stream that loses message k in a leader change yet stores
+// k+1 breaks the prefix too: the resend then stores k after k+1. Exactly
+// once still holds there; only a window of one would keep order. See
+// docs/design.md, "Store-and-forward".
+//
+// A duplicate window only covers resends within it. A message pending
+// across a long pause (a process down for longer than the window while its
+// last window was unacknowledged) may be stored twice; Stats.ResentLate
+// counts those resends.
+type forwarder struct {
+	ob     *Outbox
+	client *natsclient.Client
+	st     *store
+	log    *slog.Logger
+	ctx    context.Context // ends with Close
+	states <-chan natsclient.StateChange
+
+	conn *nats.Conn          // the connection js publishes on
+	js   jetstream.JetStream // our own context on conn: we own its pending acks
+
+	window   []flight  // on the wire, in send order
+	buffered []*record // read from the file, not yet sent
+	next     uint64    // the last sequence read into buffered
+	drained  bool      // the last read reached the end of the queue
+
+	acked   []uint64    // acknowledged, not yet handed to the settler
+	dead    []deadEntry // refused for good, not yet handed to the settler
+	settler *settler
+
+	sentHigh  uint64               // the highest sequence sent since Open
+	markedAt  uint64               // the sent mark last written to the file
+	firstSent map[uint64]time.Time // when each unacknowledged message was first sent
+	// prevSent and prevAt are the sent mark found at Open: a message at or
+	// below prevSent may have been sent by an earlier process, by prevAt.
+	prevSent uint64
+	prevAt   time.Time
+
+	dupWindows map[string]time.Duration // subject → its stream's duplicate window
+	noStream   map[string]bool          // subjects no stream captures, this round
+	backoff    time.Duration
+}
+
+type flight struct {
+	rec *record
+	fut jetstream.PubAckFuture
+}
+
+// Pauses between forwarding rounds after a fault; reset by an ack.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// defaultDuplicates is JetStream's default duplicate window, assumed when a
+// stream's own cannot be read.
+const defaultDuplicates = 2 * time.Minute
+
+// errPaused ends a round when the client stops being usable.
+var errPaused = errors.New("client not connected, or its breaker is open")
+
+// errConnectionLost ends a round when the connection is not connected at
+// the moment of a send.
+var errConnectionLost = errors.New("connection lost")
+
+func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.StateChange, prevSent uint64, prevAt time.Time) *forwarder {
+	return &forwarder{
+		ob:         ob,
+		client:     ob.client,
+		st:         ob.st,
+		log:        ob.log,
+		ctx:        ctx,
+		states:     states,
+		firstSent:  make(map[uint64]time.Time),
+		prevSent:   prevSent,
+		prevAt:     prevAt,
+		dupWindows: make(map[string]time.Duration),
+		backoff:    minBackoff,
+	}
+}
+
+func (f *forwarder) run() {
+	defer close(f.ob.fwdDone)
+	f.settler = startSettler(f.ob, f.log)
+	defer f.shutdown()
+	for f.waitUsable() {
+		err := f.round()
+		if f.ctx.Err() != nil {
+			return
+		}
+		// The next round reads the queue from the file: it must not find
+		// there what was acknowledged already.
+		_ = f.settle(settleSynced)
+		f.abandonWindow()
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			// Let the client find out whether the connection is alive: a
+			// flush that times out counts against its breaker.
+			_ = f.client.Flush(f.ctx)
+		}
+		if !errors.Is(err, errPaused) {
+			f.log.Debug("outbox: forwarding fault; resending from the first unacknowledged message", "err", err, "after", f.backoff)
+			if !f.pause(f.backoff) {
+				return
+			}
+			f.backoff = min(2*f.backoff, maxBackoff)
+		}
+	}
+}
+
+// shutdown records what was acknowledged and drops the publisher's state on
+// the client's connection, so that a closed outbox leaves nothing behind.
+func (f *forwarder) shutdown() {
+	_ = f.settle(settleQueued)
+	f.settler.stop()
+	if f.js != nil {
+		f.js.CleanupPublisher()
+	}
+}
+
+// usable reports whether forwarding may run: the client is connected and its
+// breaker lets calls through. It binds our jetstream context to the client's
+// current connection, never to one it has given up.
+func (f *forwarder) usable() bool {
+	if f.client.State() != natsclient.StateConnected {
+		return false
+	}
+	js, err := f.client.JetStream()
+	if err != nil {
+		return false
+	}
+	if conn := js.Conn(); conn != f.conn {
+		if f.js != nil {
+			f.js.CleanupPublisher()
+		}
+		mine, err := jetstream.New(conn,
+			jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight),
+			jetstream.WithPublishAsyncTimeout(f.ob.opts.ackTimeout))
+		if err != nil {
+			f.log.Error("outbox: jetstream context", "err", err)
+			return false
+		}
+		f.conn, f.js = conn, mine
+		f.dupWindows = make(map[string]time.Duration)
+	}
+	return true
+}
+
+// waitUsable waits until forwarding may run, following the client's state
+// events. It returns false when the outbox closes.
+func (f *forwarder) waitUsable() bool {
+	for !f.usable() {
+		select {
+		case _, ok := <-f.states:
+			if !ok {
+				f.states = nil // the client closed: wait for our own Close
+			}
+		case <-f.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// pause waits d, jittered, or until the outbox closes.
+func (f *forwarder) pause(d time.Duration) bool {
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-f.ctx.Done():
+		return false
+	}
+}
+
+// round forwards until a fault, a pause of the client, or Close (nil).
+func (f *forwarder) round() error {
+	f.noStream = make(map[string]bool)
+	for {
+		if err := f.fill(); err != nil {
+			return err
+		}
+		if len(f.window) == 0 {
+			if err := f.settle(settleQueued); err != nil {
+				return err
+			}
+			select {
+			case <-f.ob.wake:
+				f.drained = false
+			case _, ok := <-f.states:
+				if !ok {
+					f.states = nil
+				}
+				if !f.usable() {
+					return errPaused
+				}
+			case <-f.ctx.Done():
+				return nil
+			}
+			continue
+		}
+		head := f.window[0]
+		// Hand acknowledgements to the settler only when the next one is not
+		// already here: one transaction for a run of acks.
+		select {
+		case ack := <-head.fut.Ok():
+			f.acknowledged(head, ack)
+			continue
+		case err := <-head.fut.Err():
+			if err := f.refused(head, err); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if err := f.settle(settleIfFree); err != nil {
+			return err
+		}
+		select {
+		case ack := <-head.fut.Ok():
+			f.acknowledged(head, ack)
+		case err := <-head.fut.Err():
+			if err := f.refused(head, err); err != nil {
+				return err
+			}
+		case _, ok := <-f.states:
+			if !ok {
+				f.states = nil
+			}
+			if !f.usable() {
+				return errPaused
+			}
+		case <-f.ob.wake:
+			f.drained = false
+		case <-f.ctx.Done():
+			return nil
+		}
+	}
+}
+
+// fill sends queued messages until the window is full or the queue is
+// empty, reading the file a page at a time: the backlog stays on disk.
+func (f *forwarder) fill() error {
+	limit := f.ob.opts.maxInFlight
+	for len(f.window) < limit {
+		if len(f.buffered) == 0 {
+			if f.drained {
+				return nil
+			}
+			recs, err := f.st.page(f.next, limit)
+			if err != nil {
+				return fmt.Errorf("read queue: %w", err)
+			}
+			f.drained = len(recs) < limit
+			if len(recs) == 0 {
+				return nil
+			}
+			f.buffered = recs
+			f.next = recs[len(recs)-1].seq
+		}
+		rec := f.buffered[0]
+		f.buffered = f.buffered[1:]
+		if err := f.send(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *forwarder) send(rec *record) error {
+	// Never publish into nats.go's reconnect buffer: what it holds is sent
+	// on the next connection ahead of everything else, so a message
+	// buffered there would be stored before the earlier messages of its
+	// window that the dropped connection lost, and their resend would put
+	// them after it. See the type's comment.
+	if f.conn.Status() != nats.CONNECTED {
+		return errConnectionLost
+	}
+	reconnects := f.conn.Stats().Reconnects
+	now := time.Now()
+	first, sent := f.firstSent[rec.seq]
+	if !sent && rec.seq <= f.prevSent {
+		first, sent = f.prevAt, true
+	}
+	if sent {
+		f.ob.resent.Add(1)
+		if now.Sub(first) > f.duplicateWindow(rec.subject) {
+			f.ob.resentLate.Add(1)
+			f.log.Warn("outbox: resending a message after its stream's duplicate window: it may be stored twice",
+				"id", rec.id, "subject", rec.subject, "first_sent", first)
+		}
+	} else {
+		first = now
+	}
+	msg := &nats.Msg{Subject: rec.subject, Header: rec.header, Data: rec.data}
+	fut, err := f.js.PublishMsgAsync(msg, jetstream.WithMsgID(rec.id), jetstream.WithRetryAttempts(0))
+	if err != nil {
+		if permanentSendError(err) {
+			f.deadLetter(rec, err)
+			return nil
+		}
+		return fmt.Errorf("send %s: %w", rec.id, err)
+	}
+	// PublishMsgAsync set the id header on rec.header's map, or made one.
+	rec.header = msg.Header
+	f.firstSent[rec.seq] = first
+	f.sentHigh = max(f.sentHigh, rec.seq)
+	f.window = append(f.window, flight{rec: rec, fut: fut})
+	if f.conn.Status() != nats.CONNECTED || f.conn.Stats().Reconnects != reconnects {
+		// The connection dropped while this message was being written: it
+		// may be in the reconnect buffer. Send nothing more on it.
+		return errConnectionLost
+	}
+	return nil
+}
+
+func (f *forwarder) acknowledged(fl flight, _ *jetstream.PubAck) {
+	f.window = f.window[1:]
+	delete(f.firstSent, fl.rec.seq)
+	f.acked = append(f.acked, fl.rec.seq)
+	f.ob.forwarded.Add(1)
+	f.backoff = minBackoff
+}
+
+// refused handles the head's error: a permanent refusal dead-letters it and
+// forwarding goes on; anything else ends the round (see the type's comment).
+func (f *forwarder) refused(fl flight, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) && f.streamMissing(fl.rec.subject) {
+		err = fmt.Errorf("no stream captures subject %q: %w", fl.rec.subject, err)
+	} else if !permanentRefusal(err) {
+		return fmt.Errorf("ack of %s: %w", fl.rec.id, err)
+	}
+	f.window = f.window[1:]
+	f.deadLetter(fl.rec, err)
+	return nil
+}
+
+func (f *forwarder) deadLetter(rec *record, err error) {
+	delete(f.firstSent, rec.seq)
+	f.dead = append(f.dead, deadEntry{seq: rec.seq, id: rec.id, cause: err.Error(), at: time.Now()})
+	f.log.Warn("outbox: message refused for good; moved to the dead letters",
+		"id", rec.id, "subject", rec.subject, "err", err)
+}
+
+// abandonWindow forgets what is on the wire: the next round starts again
+// from the first message the file still holds. The publisher's pending acks
+// are failed and its reply subscription dropped, so a late ack of the old
+// window cannot be taken for one of the new.
+func (f *forwarder) abandonWindow() {
+	if f.js != nil {
+		f.js.CleanupPublisher()
+	}
+	f.window, f.buffered, f.next, f.drained = nil, nil, 0, false
+}
+
+// streamMissing asks the server whether any stream captures subject: "no
+// responders" alone does not say (a stream without a leader is silent too).
+func (f *forwarder) streamMissing(subject string) bool {
+	if missing, ok := f.noStream[subject]; ok {
+		return missing
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.ob.opts.ackTimeout)
+	defer cancel()
+	_, err := f.js.StreamNameBySubject(ctx, subject)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false // unknown: treat as transient, and ask again next time
+	}
+	f.noStream[subject] = err != nil
+	return err != nil
+}
+
+// duplicateWindow returns the duplicate window of the stream that captures
+// subject, read once per connection; JetStream's default when it cannot be
+// read.
+func (f *forwarder) duplicateWindow(subject string) time.Duration {
+	if d, ok := f.dupWindows[subject]; ok {
+		return d
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.ob.opts.ackTimeout)
+	defer cancel()
+	name, err := f.js.StreamNameBySubject(ctx, subject)
+	if err != nil {
+		return defaultDuplicates
+	}
+	s, err := f.js.Stream(ctx, name)
+	if err != nil {
+		return defaultDuplicates
+	}
+	d := s.CachedInfo().Config.Duplicates
+	if d <= 0 {
+		d = defaultDuplicates
+	}
+	f.dupWindows[subject] = d
+	return d
+}

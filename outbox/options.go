@@ -1,0 +1,127 @@
+package outbox
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/c360/natsclient"
+)
+
+// Overflow says what Publish does when a message does not fit in the disk
+// budget.
+type Overflow int
+
+const (
+	// Reject refuses the new message: Publish returns an error matching
+	// ErrFull and nothing already stored is touched.
+	Reject Overflow = iota
+	// DropOldest deletes the oldest pending messages until the new one fits.
+	// Each drop is counted in Stats.Dropped and logged.
+	DropOldest
+)
+
+// String returns the policy's name, such as "reject".
+func (o Overflow) String() string {
+	switch o {
+	case Reject:
+		return "reject"
+	case DropOldest:
+		return "drop-oldest"
+	}
+	return fmt.Sprintf("Overflow(%d)", int(o))
+}
+
+// Defaults of the options.
+const (
+	DefaultMaxBytes    int64 = 64 << 20
+	DefaultMaxInFlight       = 256
+	DefaultAckTimeout        = 5 * time.Second
+)
+
+// Option configures Open.
+type Option func(*options) error
+
+type options struct {
+	maxBytes    int64
+	overflow    Overflow
+	maxInFlight int
+	ackTimeout  time.Duration
+	logger      *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		maxBytes:    DefaultMaxBytes,
+		overflow:    Reject,
+		maxInFlight: DefaultMaxInFlight,
+		ackTimeout:  DefaultAckTimeout,
+		logger:      slog.Default(),
+	}
+}
+
+func invalidOption(name, format string, args ...any) error {
+	return fmt.Errorf("%w: outbox.%s: %s", natsclient.ErrInvalidOption, name, fmt.Sprintf(format, args...))
+}
+
+// WithMaxBytes sets the disk budget of pending messages, counted as the
+// stored size of each record (payload, subject, headers, id and a few bytes
+// of framing). Default 64 MiB. Dead letters do not count against it.
+func WithMaxBytes(n int64) Option {
+	return func(o *options) error {
+		if n <= 0 {
+			return invalidOption("WithMaxBytes", "%d is not positive", n)
+		}
+		o.maxBytes = n
+		return nil
+	}
+}
+
+// WithOverflow sets what Publish does when the budget is used up: Reject
+// (the default) or DropOldest.
+func WithOverflow(p Overflow) Option {
+	return func(o *options) error {
+		if p != Reject && p != DropOldest {
+			return invalidOption("WithOverflow", "unknown policy %d", int(p))
+		}
+		o.overflow = p
+		return nil
+	}
+}
+
+// WithMaxInFlight sets how many publishes may be on the wire without an
+// acknowledgement. Default 256.
+func WithMaxInFlight(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return invalidOption("WithMaxInFlight", "%d is less than 1", n)
+		}
+		o.maxInFlight = n
+		return nil
+	}
+}
+
+// WithAckTimeout sets how long the forwarder waits for a stream's
+// acknowledgement before it checks the connection and sends the unacknowledged
+// window again. Default 5s.
+func WithAckTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return invalidOption("WithAckTimeout", "%v is not positive", d)
+		}
+		o.ackTimeout = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger for dead letters, drops and forwarding faults.
+// Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return invalidOption("WithLogger", "nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}

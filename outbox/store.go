@@ -1,0 +1,342 @@
+package outbox
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The file holds three buckets: pending messages keyed by their sequence
+// (big-endian, so a cursor walks them in Publish order), dead letters keyed by
+// id, and meta: the format mark, this file's origin (the prefix of every id),
+// the pending count and bytes, and the forwarder's sent mark.
+var (
+	pendingBucket = []byte("pending")
+	deadBucket    = []byte("dead")
+	metaBucket    = []byte("meta")
+
+	formatKey  = []byte("format")
+	originKey  = []byte("origin")
+	countKey   = []byte("count")
+	bytesKey   = []byte("bytes")
+	sentSeqKey = []byte("sent.seq")
+	sentAtKey  = []byte("sent.at")
+)
+
+const formatMark = "natsclient-outbox/1"
+
+// lockTimeout bounds how long Open waits for the file lock another process
+// holds: long enough to ride out a process that is just closing it, short
+// enough that a held path is an error, not a hang.
+const lockTimeout = time.Second
+
+// batchDelay is how long bbolt's Batch waits for more callers before it
+// commits. Callers that arrive while a commit is syncing join the next batch
+// anyway, so the wait only adds latency to a lone publisher: keep it short.
+const batchDelay = time.Millisecond
+
+// openPaths are the files this process has open. bbolt's flock would refuse
+// a second Open of one path too, but only after its timeout; within one
+// process the answer is known at once.
+var openPaths sync.Map
+
+// store is the outbox's file. Every change is one bbolt transaction, and the
+// pending count and bytes live in the file beside the messages, so that the
+// budget is checked in the same transaction that adds to it.
+type store struct {
+	db     *bolt.DB
+	path   string
+	origin string
+}
+
+func openStore(path string) (*store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	if _, busy := openPaths.LoadOrStore(abs, true); busy {
+		return nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
+	}
+	db, err := bolt.Open(abs, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		openPaths.Delete(abs)
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("outbox: open %s: another process holds it (lock not granted within %v): %w", abs, lockTimeout, err)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+			return nil, fmt.Errorf("outbox: open %s: not an outbox file, or a corrupt one (left untouched): %w", abs, err)
+		}
+		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
+	}
+	db.MaxBatchDelay = batchDelay
+	s := &store{db: db, path: abs}
+	if err := db.Update(s.init); err != nil {
+		db.Close()
+		openPaths.Delete(abs)
+		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// init formats a new file, or checks that an existing one is an outbox: a
+// bbolt file of someone else's is refused, not written to.
+func (s *store) init(tx *bolt.Tx) error {
+	meta := tx.Bucket(metaBucket)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return errors.New("a bbolt file that is not an outbox (left untouched)")
+		}
+		var err error
+		if meta, err = tx.CreateBucket(metaBucket); err != nil {
+			return err
+		}
+		var origin [8]byte
+		if _, err := rand.Read(origin[:]); err != nil {
+			return err
+		}
+		for _, kv := range [][2][]byte{
+			{formatKey, []byte(formatMark)},
+			{originKey, []byte(hex.EncodeToString(origin[:]))},
+		} {
+			if err := meta.Put(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{pendingBucket, deadBucket} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+	}
+	if f := meta.Get(formatKey); !bytes.Equal(f, []byte(formatMark)) {
+		return fmt.Errorf("format %q, want %q (left untouched)", f, formatMark)
+	}
+	if tx.Bucket(pendingBucket) == nil || tx.Bucket(deadBucket) == nil {
+		return errors.New("a bucket is missing: not an outbox file, or a damaged one (left untouched)")
+	}
+	s.origin = string(meta.Get(originKey))
+	return nil
+}
+
+func (s *store) close() error {
+	err := s.db.Close()
+	openPaths.Delete(s.path)
+	return err
+}
+
+// msgID is the Nats-Msg-Id of the message stored at seq: unique to this file
+// (its random origin) and within it (bbolt's sequences never repeat).
+func (s *store) msgID(seq uint64) string {
+	return s.origin + "-" + strconv.FormatUint(seq, 10)
+}
+
+// counters are the pending count and bytes, kept in the meta bucket.
+type counters struct{ count, bytes int64 }
+
+func readCounters(tx *bolt.Tx) counters {
+	meta := tx.Bucket(metaBucket)
+	return counters{count: getInt(meta, countKey), bytes: getInt(meta, bytesKey)}
+}
+
+func (c counters) write(tx *bolt.Tx) error {
+	meta := tx.Bucket(metaBucket)
+	if err := putInt(meta, countKey, c.count); err != nil {
+		return err
+	}
+	return putInt(meta, bytesKey, c.bytes)
+}
+
+func getInt(b *bolt.Bucket, k []byte) int64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func putInt(b *bolt.Bucket, k []byte, v int64) error {
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(v)))
+}
+
+// admission is what putting one message did.
+type admission struct {
+	seq     uint64
+	id      string
+	full    bool // refused: no room under Reject, or larger than the budget
+	dropped []uint64
+}
+
+// admit stores a message at the end of the queue inside tx, keeping the
+// pending bytes within maxBytes by policy. id is kept when given (a requeued
+// dead letter) and otherwise made from the new sequence. It may run more than
+// once for one call (bbolt's Batch retries a failed batch call by call), so it
+// keeps nothing between runs.
+func (s *store) admit(tx *bolt.Tx, r *record, id string, maxBytes int64, policy Overflow) (admission, error) {
+	pending := tx.Bucket(pendingBucket)
+	c := readCounters(tx)
+	seq, err := pending.NextSequence()
+	if err != nil {
+		return admission{}, err
+	}
+	r.seq, r.id = seq, id
+	if id == "" {
+		r.id = s.msgID(seq)
+	}
+	v := r.encode()
+	size := int64(len(v))
+	a := admission{seq: seq, id: r.id}
+	if size > maxBytes {
+		a.full = true
+		return a, nil
+	}
+	if c.bytes+size > maxBytes {
+		if policy == Reject {
+			a.full = true
+			return a, nil
+		}
+		cur := pending.Cursor()
+		for k, old := cur.First(); k != nil && c.bytes+size > maxBytes; k, old = cur.First() {
+			c.bytes -= int64(len(old))
+			c.count--
+			a.dropped = append(a.dropped, keySeq(k))
+			if err := cur.Delete(); err != nil {
+				return admission{}, err
+			}
+		}
+	}
+	if err := pending.Put(seqKey(seq), v); err != nil {
+		return admission{}, err
+	}
+	c.count++
+	c.bytes += size
+	return a, c.write(tx)
+}
+
+// page reads up to n pending records with sequences above after, in order.
+func (s *store) page(after uint64, n int) ([]*record, error) {
+	var recs []*record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		cur := tx.Bucket(pendingBucket).Cursor()
+		for k, v := cur.Seek(seqKey(after + 1)); k != nil && len(recs) < n; k, v = cur.Next() {
+			r, err := decodeRecord(keySeq(k), v)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	return recs, err
+}
+
+// removePending deletes seq from the pending bucket inside tx, if it is still
+// there (a DropOldest may have taken it), and returns the stored record's
+// bytes, or nil.
+func removePending(tx *bolt.Tx, c *counters, seq uint64) ([]byte, error) {
+	pending := tx.Bucket(pendingBucket)
+	k := seqKey(seq)
+	v := pending.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	v = bytes.Clone(v)
+	c.count--
+	c.bytes -= int64(len(v))
+	return v, pending.Delete(k)
+}
+
+// deadEntry is a refused message on its way to the dead-letter bucket.
+type deadEntry struct {
+	seq   uint64
+	id    string
+	cause string
+	at    time.Time
+}
+
+// settle records the forwarder's progress in one transaction: acknowledged
+// messages leave the queue, refused ones move to the dead letters, and the
+// sent mark advances (see forwarder.resend).
+func (s *store) settle(acked []uint64, dead []deadEntry, sentSeq uint64, sentAt time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := readCounters(tx)
+		for _, seq := range acked {
+			if _, err := removePending(tx, &c, seq); err != nil {
+				return err
+			}
+		}
+		deadB := tx.Bucket(deadBucket)
+		for _, d := range dead {
+			v, err := removePending(tx, &c, d.seq)
+			if err != nil {
+				return err
+			}
+			if v == nil {
+				continue
+			}
+			if err := deadB.Put([]byte(d.id), encodeDead(d.at, d.cause, v)); err != nil {
+				return err
+			}
+		}
+		if sentSeq > 0 {
+			meta := tx.Bucket(metaBucket)
+			if err := putInt(meta, sentSeqKey, int64(sentSeq)); err != nil {
+				return err
+			}
+			if err := putInt(meta, sentAtKey, sentAt.UnixNano()); err != nil {
+				return err
+			}
+		}
+		return c.write(tx)
+	})
+}
+
+// sentMark returns the highest sequence a forwarder recorded as sent, and
+// when it recorded it.
+func (s *store) sentMark() (seq uint64, at time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(metaBucket)
+		seq = uint64(getInt(meta, sentSeqKey))
+		at = time.Unix(0, getInt(meta, sentAtKey))
+		return nil
+	})
+	return seq, at, err
+}
+
+// snapshot is the pending queue's state at one moment.
+type snapshot struct {
+	counters
+	first  uint64    // sequence of the oldest pending message; 0 when none
+	oldest time.Time // its enqueue time
+	last   uint64    // the last sequence handed out
+}
+
+func (s *store) snapshot() (snapshot, error) {
+	var sn snapshot
+	err := s.db.View(func(tx *bolt.Tx) error {
+		sn.counters = readCounters(tx)
+		pending := tx.Bucket(pendingBucket)
+		sn.last = pending.Sequence()
+		k, v := pending.Cursor().First()
+		if k == nil {
+			return nil
+		}
+		sn.first = keySeq(k)
+		if len(v) >= 9 {
+			sn.oldest = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))
+		}
+		return nil
+	})
+	return sn, err
+}
