@@ -313,8 +313,11 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 		}
 	}
 	if len(msg.Subject)+len(msg.Reply) > longSubject {
-		n := pubLineLen(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0)
-		if err := checkLine(msg.Subject, "PUB", n); err != nil {
+		op, headers := "PUB", len(msg.Header) > 0
+		if headers {
+			op = "HPUB"
+		}
+		if err := checkLine(msg.Subject, op, pubLineLen(msg.Subject, msg.Reply, len(msg.Data), headers)); err != nil {
 			return err
 		}
 	}
