@@ -47,7 +47,6 @@ type snapshot struct {
 	// what nats.go waits when it loses the connection while half-open.
 	reopenFor time.Duration
 	stats     Stats
-	probes    Stats // the probes' messages, counted by nats.go, not the user's
 }
 
 // NewClient returns a client for url, one server or a comma-separated list,
@@ -239,10 +238,6 @@ func (c *Client) Stats() Stats {
 	if s.conn != nil {
 		st.add(s.conn.Stats())
 	}
-	// A probe's message may be counted before its result reaches the
-	// supervisor: never let that make a count wrap below zero.
-	st.InMsgs -= min(st.InMsgs, s.probes.InMsgs)
-	st.OutMsgs -= min(st.OutMsgs, s.probes.OutMsgs)
 	return st
 }
 
@@ -309,8 +304,11 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 		}
 	}
 	if len(msg.Subject)+len(msg.Reply) > longSubject {
-		n := pubLineLen(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0)
-		if err := checkLine(msg.Subject, "PUB", n); err != nil {
+		op, headers := "PUB", len(msg.Header) > 0
+		if headers {
+			op = "HPUB"
+		}
+		if err := checkLine(msg.Subject, op, pubLineLen(msg.Subject, msg.Reply, len(msg.Data), headers)); err != nil {
 			return err
 		}
 	}

@@ -98,13 +98,10 @@ type dialResult struct {
 	err error
 }
 
-// probeResult is the outcome of a probe of a live connection: whether its
-// message went out and came back (see roundTrip), so that Stats can leave
-// the probes out of the user's message counts.
+// probeResult is the outcome of a probe of a live connection.
 type probeResult struct {
-	nc         *nats.Conn
-	sent, came bool
-	err        error
+	nc  *nats.Conn
+	err error
 }
 
 func newReply() chan error { return make(chan error, 1) }

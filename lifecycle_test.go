@@ -12,6 +12,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -172,5 +173,32 @@ func TestCloseFromMessageHandler(t *testing.T) {
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Fatalf("Close after Close from a handler = %v", err)
+	}
+}
+
+// A client allowed only to publish is connected like any other: the probe
+// that proves a new connection needs no permission. Embedded only: the
+// container configuration cannot express permissions.
+func TestPublishOnlyClientConnects(t *testing.T) {
+	srv := natstest.NewServer(t, natstest.WithBackend(natstest.Embedded),
+		natstest.WithServerOptions(func(o *server.Options) {
+			o.Users = []*server.User{{Username: "sensor", Password: "s3cret", Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"telemetry.>"}},
+				Subscribe: &server.SubjectPermission{Deny: []string{">"}},
+			}}}
+		}))
+	c := newClient(t, srv.URL(), fast(natsclient.WithUserInfo("sensor", "s3cret"))...)
+	ctx := testContext(t)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("Connect as a publish-only user: %v", err)
+	}
+	if err := c.Publish(ctx, "telemetry.temp", []byte("21.5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.State != natsclient.StateConnected || st.Breaker != natsclient.BreakerClosed || st.ConsecutiveFailures != 0 {
+		t.Fatalf("publish-only client: %+v", st)
 	}
 }

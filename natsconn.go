@@ -114,30 +114,21 @@ func (c *Client) reconnectDelay(attempt int) time.Duration {
 	return c.opts.reconnectWait
 }
 
-// roundTrip proves that the server processes what nc sends: a message to a
-// fresh inbox must come back within timeout. It is the breaker's probe.
+// probe proves that the server processes what nc sends: a flush round trip
+// (PING, PONG) within timeout. A flush needs no permission, so it works for
+// a client allowed only to publish.
 //
-// It is not FlushTimeout: nats.go pairs each PONG with the oldest waiting
-// flush, and a PING queued while it reconnects and lost with a connection
-// that failed during its handshake leaves a waiting flush that no PONG will
-// ever answer. From then on every flush is paired with the PONG of the one
-// before and times out; a probe made of flushes would never succeed again.
-func roundTrip(nc *nats.Conn, timeout time.Duration) probeResult {
-	r := probeResult{nc: nc}
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		r.err = err
-		return r
+// It runs only while nats.go reports the connection connected. nats.go pairs
+// each PONG with the oldest waiting flush; a PING queued while it reconnects
+// and lost with a connection that fails during its handshake stays waiting
+// for good, and every later flush is paired with the PONG of the one before
+// and times out. A probe that finds the connection not connected fails at
+// once instead: nats.go's next reconnect starts another.
+func probe(nc *nats.Conn, timeout time.Duration) probeResult {
+	if nc.Status() != nats.CONNECTED {
+		return probeResult{nc: nc, err: nats.ErrConnectionReconnecting}
 	}
-	defer sub.Unsubscribe()
-	if r.err = nc.Publish(inbox, nil); r.err != nil {
-		return r
-	}
-	r.sent = true
-	_, r.err = sub.NextMsg(timeout)
-	r.came = r.err == nil
-	return r
+	return probeResult{nc: nc, err: nc.FlushTimeout(timeout)}
 }
 
 // lifeDialer dials with the client's lifetime context, so that Close aborts a

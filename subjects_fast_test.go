@@ -36,3 +36,30 @@ func TestPlainSubjectTakesTheCommonCase(t *testing.T) {
 		}
 	}
 }
+
+// The control-line check counts the line nats.go writes, byte for byte; with
+// headers the header length is counted at the width of the total size, its
+// upper bound, and a subscription ID at the width of the largest uint64.
+func TestProtocolLineLengths(t *testing.T) {
+	for _, tc := range []struct {
+		got  int
+		line string
+	}{
+		{pubLineLen("a.b", "", 5, false), "PUB a.b 5\r\n"},
+		{pubLineLen("a.b", "_INBOX.x", 12345, false), "PUB a.b _INBOX.x 12345\r\n"},
+		{pubLineLen("a.b", "", 0, false), "PUB a.b 0\r\n"},
+		{pubLineLen("a.b", "r", 10, true), "HPUB a.b r 10 10\r\n"},
+		{subLineLen("a.>", ""), "SUB a.> 18446744073709551615\r\n"},
+		{subLineLen("a.>", "q"), "SUB a.> q 18446744073709551615\r\n"},
+	} {
+		if tc.got != len(tc.line) {
+			t.Errorf("%q: counted %d bytes, the line has %d", tc.line, tc.got, len(tc.line))
+		}
+	}
+	if err := checkLine("a", "PUB", MaxControlLine); err != nil {
+		t.Errorf("a line of exactly MaxControlLine bytes refused: %v", err)
+	}
+	if err := checkLine("a", "PUB", MaxControlLine+1); err == nil {
+		t.Error("a line one byte over MaxControlLine accepted")
+	}
+}

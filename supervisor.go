@@ -122,7 +122,6 @@ type supervisor struct {
 
 	reconnects, connections uint64
 	pastStats               Stats // counters of connections since replaced
-	probeMsgs               Stats // messages of the probes, left out of Stats
 }
 
 // failBuffer is how many transport failures calls may report before the
@@ -272,7 +271,6 @@ func (s *supervisor) snapshot() *snapshot {
 		state:   s.state,
 		breaker: s.breaker.state,
 		stats:   s.pastStats,
-		probes:  s.probeMsgs,
 	}
 	snap.stats.State = s.state
 	snap.stats.Breaker = s.breaker.state

@@ -195,7 +195,7 @@ func (s *supervisor) proven() {
 	}
 }
 
-// startProbe runs a round trip on the connection off the loop; the result
+// startProbe runs a flush round trip on the connection off the loop; the result
 // comes back on probeDone. Every connection that comes up, by a dial or by
 // nats.go's reconnect, is probed before it is announced: a server that
 // accepts connections and closes each at once (a protocol line it refuses, a
@@ -213,18 +213,12 @@ func (s *supervisor) startProbe() {
 	s.probeDone = done
 	nc, timeout := s.conn, s.opts.timeout
 	go func() {
-		done <- roundTrip(nc, timeout)
+		done <- probe(nc, timeout)
 	}()
 }
 
 func (s *supervisor) handleProbeResult(r probeResult) {
 	s.probeDone = nil
-	if r.sent {
-		s.probeMsgs.OutMsgs++
-	}
-	if r.came {
-		s.probeMsgs.InMsgs++
-	}
 	if s.phase == closing {
 		s.checkFinished()
 		return
