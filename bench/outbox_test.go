@@ -121,17 +121,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 	client := func(b *testing.B) {
 		for i := range b.N {
 			b.StopTimer()
-			purge(b, js)
-			path := filepath.Join(b.TempDir(), "outbox-"+strconv.Itoa(i)+".db")
-			fillBacklog(b, path, forwardBacklog, data)
-			c, err := natsclient.NewClient(srv.URL(), clientOptions()...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ob, err := outbox.Open(c, path, outbox.WithMaxBytes(1<<30))
-			if err != nil {
-				b.Fatal(err)
-			}
+			c, ob := backlogged(b, srv, js, "outbox-"+strconv.Itoa(i)+".db", forwardBacklog, data)
 			b.StartTimer()
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -149,6 +139,25 @@ func BenchmarkOutboxForward(b *testing.B) {
 		}
 	}
 	runPair(b, raw, client)
+}
+
+// backlogged empties the stream, stores n messages in a new outbox file
+// named name, and opens it with a client that is not yet connected: the
+// forwarding starts with the client's Connect.
+func backlogged(b *testing.B, srv *benchServer, js jetstream.JetStream, name string, n int, data []byte) (*natsclient.Client, *outbox.Outbox) {
+	b.Helper()
+	purge(b, js)
+	path := filepath.Join(b.TempDir(), name)
+	fillBacklog(b, path, n, data)
+	c, err := natsclient.NewClient(srv.URL(), clientOptions()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ob, err := outbox.Open(c, path, outbox.WithMaxBytes(1<<34))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, ob
 }
 
 // fillBacklog stores n messages in the outbox at path, with no server to
@@ -325,17 +334,7 @@ func BenchmarkOutboxDrainMemory(b *testing.B) {
 			client := func(b *testing.B) {
 				for i := range b.N {
 					b.StopTimer()
-					purge(b, js)
-					path := filepath.Join(b.TempDir(), "drain-"+strconv.Itoa(i)+".db")
-					fillBacklog(b, path, n, data)
-					c, err := natsclient.NewClient(srv.URL(), clientOptions()...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ob, err := outbox.Open(c, path, outbox.WithMaxBytes(1<<34))
-					if err != nil {
-						b.Fatal(err)
-					}
+					c, ob := backlogged(b, srv, js, "drain-"+strconv.Itoa(i)+".db", n, data)
 					b.StartTimer()
 					measureDrain(b, n, func(ctx context.Context) error {
 						if err := c.Connect(ctx); err != nil {

@@ -34,13 +34,9 @@ func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := ob.st.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
-			at, cause, raw, err := decodeDead(v)
+			at, cause, r, err := decodeDeadLetter(k, v)
 			if err != nil {
-				return fmt.Errorf("dead letter %s: %w", k, err)
-			}
-			r, err := decodeRecord(0, raw)
-			if err != nil {
-				return fmt.Errorf("dead letter %s: %w", k, err)
+				return err
 			}
 			out = append(out, DeadLetter{ID: r.id, Subject: r.subject, Data: r.data, Header: r.header, Err: cause, At: at})
 			return nil
@@ -68,13 +64,9 @@ func (ob *Outbox) Requeue(ctx context.Context, id string) error {
 		if v == nil {
 			return unknownDeadLetter(id)
 		}
-		_, _, raw, err := decodeDead(v)
+		_, _, r, err := decodeDeadLetter([]byte(id), v)
 		if err != nil {
-			return fmt.Errorf("dead letter %s: %w", id, err)
-		}
-		r, err := decodeRecord(0, raw)
-		if err != nil {
-			return fmt.Errorf("dead letter %s: %w", id, err)
+			return err
 		}
 		r.enqueued = time.Now()
 		if a, err = ob.st.admit(tx, r, id, ob.opts.maxBytes, ob.opts.overflow); err != nil || a.full {
@@ -88,11 +80,7 @@ func (ob *Outbox) Requeue(ctx context.Context, id string) error {
 	if a.full {
 		return fmt.Errorf("%w: requeue %s: no room in the budget of %d bytes", ErrFull, id, ob.opts.maxBytes)
 	}
-	if len(a.dropped) > 0 {
-		ob.dropped.Add(uint64(len(a.dropped)))
-		ob.log.Warn("outbox full: dropped the oldest messages", "dropped", len(a.dropped), "first", a.dropped[0])
-		ob.progressed()
-	}
+	ob.noteDropped(a)
 	ob.kick()
 	return nil
 }
@@ -114,6 +102,19 @@ func (ob *Outbox) Discard(ctx context.Context, id string) error {
 		return ob.storeErr("discard "+id, err)
 	}
 	return nil
+}
+
+// decodeDeadLetter parses the dead letter stored under id.
+func decodeDeadLetter(id, v []byte) (time.Time, string, *record, error) {
+	at, cause, raw, err := decodeDead(v)
+	if err != nil {
+		return time.Time{}, "", nil, fmt.Errorf("dead letter %s: %w", id, err)
+	}
+	r, err := decodeRecord(0, raw)
+	if err != nil {
+		return time.Time{}, "", nil, fmt.Errorf("dead letter %s: %w", id, err)
+	}
+	return at, cause, r, nil
 }
 
 func unknownDeadLetter(id string) error {

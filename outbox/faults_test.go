@@ -41,7 +41,7 @@ func TestFaultsDuringForwarding(t *testing.T) {
 		tc := newEnv(t)
 		want := publishUnderCuts(t, tc)
 		displaced := checkExactlyOnce(t, tc.URL, streamName, want)
-		t.Logf("%d messages stored ahead of an earlier one of their publisher", displaced)
+		t.Logf("%d messages stored after a later one of their publisher", displaced)
 	})
 
 	t.Run("restart", func(t *testing.T) {

@@ -111,6 +111,10 @@ const defaultDuplicates = 2 * time.Minute
 // errPaused ends a round when the client stops being usable.
 var errPaused = errors.New("client not connected, or its breaker is open")
 
+// errStorage marks a failure to read the queue from the file: not the
+// network's fault, and worth an operator's attention.
+var errStorage = errors.New("read the queue from the file")
+
 // errConnectionLost ends a round when the connection is not connected at
 // the moment of a send.
 var errConnectionLost = errors.New("connection lost")
@@ -148,6 +152,9 @@ func (f *forwarder) run() {
 			// Let the client find out whether the connection is alive: a
 			// flush that times out counts against its breaker.
 			_ = f.client.Flush(f.ctx)
+		}
+		if errors.Is(err, errStorage) {
+			f.log.Error("outbox: forwarding stopped by the file; retrying", "err", err, "after", f.backoff)
 		}
 		if !errors.Is(err, errPaused) {
 			f.log.Debug("outbox: forwarding fault; resending from the first unacknowledged message", "err", err, "after", f.backoff)
@@ -302,7 +309,7 @@ func (f *forwarder) fill() error {
 			}
 			recs, err := f.st.page(f.next, limit)
 			if err != nil {
-				return fmt.Errorf("read queue: %w", err)
+				return fmt.Errorf("%w: %w", errStorage, err)
 			}
 			f.drained = len(recs) < limit
 			if len(recs) == 0 {

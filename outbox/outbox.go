@@ -188,13 +188,19 @@ func (ob *Outbox) publish(ctx context.Context, subject string, h nats.Header, da
 		return "", fmt.Errorf("%w: a message of %d bytes does not fit the budget of %d bytes (policy %v)",
 			ErrFull, len(rec.encode()), ob.opts.maxBytes, ob.opts.overflow)
 	}
-	if len(a.dropped) > 0 {
-		ob.dropped.Add(uint64(len(a.dropped)))
-		ob.log.Warn("outbox full: dropped the oldest messages", "dropped", len(a.dropped), "first", a.dropped[0])
-		ob.progressed()
-	}
+	ob.noteDropped(a)
 	ob.kick()
 	return a.id, nil
+}
+
+// noteDropped counts and logs what DropOldest deleted to admit a message.
+func (ob *Outbox) noteDropped(a admission) {
+	if len(a.dropped) == 0 {
+		return
+	}
+	ob.dropped.Add(uint64(len(a.dropped)))
+	ob.log.Warn("outbox full: dropped the oldest messages", "dropped", len(a.dropped), "first_sequence", a.dropped[0])
+	ob.progressed()
 }
 
 // kick wakes the forwarder without waiting.
