@@ -80,6 +80,22 @@ func (o KVOptions) validate() error {
 // overwritten in a bucket with a short History, or the server did not answer
 // before the Timeout), the call returns an error matching
 // ErrKVUnknownOutcome and never applies the change a second time.
+//
+// The server counts headers toward the bucket's MaxValueSize. The identity
+// is short (13 to 18 characters, a header line of 28 to 33 bytes), and when
+// the server refuses a write for its size, the write is sent once more
+// without it, as jetstream's KeyValue sends it: a KVStore stores every value
+// jetstream stores. Such a write has no exactly-once guarantee, and a lost
+// acknowledgement of it is ErrKVUnknownOutcome. A value too large even then is an error matching
+// ErrInvalidArgument and jetstream.ErrStreamMessageExceedsMaximum that says
+// how many bytes of value and headers it had, and the bucket's limit.
+//
+// # Errors
+//
+// A call on a bucket that was deleted fails within about a second with an
+// error matching jetstream.ErrBucketNotFound. A key too long for the
+// server's control line (see ValidateKey) is refused before anything is
+// sent.
 type KVStore struct {
 	c      *Client
 	bucket *bucketHandle

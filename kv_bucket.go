@@ -123,7 +123,8 @@ type kvBinding struct {
 // bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
 // bucket's name and rebinds to the current connection when the client
 // dialled a new one. Its methods return jetstream's errors as they are, and
-// report transport failures to the breaker.
+// report transport failures to the breaker; a key too long for the server's
+// control line is refused before anything is sent, as a KVStore refuses it.
 type bucketHandle struct {
 	name string
 	rebinder[*kvBinding]
@@ -209,47 +210,63 @@ func kvCall[T any](h *bucketHandle, ctx context.Context, fn func(jetstream.KeyVa
 	return callBound(&h.rebinder, ctx, func(b *kvBinding) (T, error) { return fn(b.kv) })
 }
 
+// keyCall is kvCall for a call on one key. A key too long for the server's
+// control line is refused before anything is sent: jetstream would send it,
+// and the server close the connection.
+func keyCall[T any](h *bucketHandle, ctx context.Context, key string, fn func(jetstream.KeyValue) (T, error)) (T, error) {
+	if err := tooLong(h.name, "key", key); err != nil {
+		var zero T
+		return zero, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
+	}
+	return kvCall(h, ctx, fn)
+}
+
 func (h *bucketHandle) kvErr(ctx context.Context, fn func(jetstream.KeyValue) error) error {
 	_, err := kvCall(h, ctx, func(kv jetstream.KeyValue) (struct{}, error) { return struct{}{}, fn(kv) })
 	return err
 }
 
+func (h *bucketHandle) keyErr(ctx context.Context, key string, fn func(jetstream.KeyValue) error) error {
+	_, err := keyCall(h, ctx, key, func(kv jetstream.KeyValue) (struct{}, error) { return struct{}{}, fn(kv) })
+	return err
+}
+
 func (h *bucketHandle) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) { return kv.Get(ctx, key) })
 }
 
 func (h *bucketHandle) GetRevision(ctx context.Context, key string, revision uint64) (jetstream.KeyValueEntry, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) {
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (jetstream.KeyValueEntry, error) {
 		return kv.GetRevision(ctx, key, revision)
 	})
 }
 
 func (h *bucketHandle) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Put(ctx, key, value) })
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (uint64, error) { return kv.Put(ctx, key, value) })
 }
 
 func (h *bucketHandle) PutString(ctx context.Context, key string, value string) (uint64, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.PutString(ctx, key, value) })
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (uint64, error) { return kv.PutString(ctx, key, value) })
 }
 
 func (h *bucketHandle) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Create(ctx, key, value, opts...) })
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (uint64, error) { return kv.Create(ctx, key, value, opts...) })
 }
 
 func (h *bucketHandle) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (uint64, error) { return kv.Update(ctx, key, value, revision) })
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) (uint64, error) { return kv.Update(ctx, key, value, revision) })
 }
 
 func (h *bucketHandle) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	return h.kvErr(ctx, func(kv jetstream.KeyValue) error { return kv.Delete(ctx, key, opts...) })
+	return h.keyErr(ctx, key, func(kv jetstream.KeyValue) error { return kv.Delete(ctx, key, opts...) })
 }
 
 func (h *bucketHandle) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	return h.kvErr(ctx, func(kv jetstream.KeyValue) error { return kv.Purge(ctx, key, opts...) })
+	return h.keyErr(ctx, key, func(kv jetstream.KeyValue) error { return kv.Purge(ctx, key, opts...) })
 }
 
 func (h *bucketHandle) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, keys, opts...) })
+	return keyCall(h, ctx, keys, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, keys, opts...) })
 }
 
 func (h *bucketHandle) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
@@ -277,7 +294,7 @@ func (h *bucketHandle) ListKeysFiltered(ctx context.Context, filters ...string) 
 }
 
 func (h *bucketHandle) History(ctx context.Context, key string, opts ...jetstream.WatchOpt) ([]jetstream.KeyValueEntry, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
+	return keyCall(h, ctx, key, func(kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
 		return kv.History(ctx, key, opts...)
 	})
 }

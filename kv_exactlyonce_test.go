@@ -12,7 +12,6 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -51,16 +50,7 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig, opts ...natsc
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(append([]natsclient.Option{
 		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)}, opts...)...))
 	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
-	nc, err := nats.Connect(tc.Server.DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct, err := js.KeyValue(testContext(t), cfg.Bucket)
+	direct, err := directJetStream(t, tc).KeyValue(testContext(t), cfg.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}

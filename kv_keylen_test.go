@@ -21,7 +21,7 @@ func TestKVKeysLongerThanTheServerAcceptsAreRefusedAtOnce(t *testing.T) {
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
 	ctx := testContext(t)
 	const bucketName = "a-bucket-with-a-long-name"
-	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: bucketName, History: 5})
+	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: bucketName, History: 5})
 	connections := tc.Client.Stats().Connections
 
 	// Find the longest key the store takes: the limit the error names.
@@ -74,6 +74,13 @@ func TestKVKeysLongerThanTheServerAcceptsAreRefusedAtOnce(t *testing.T) {
 		if err := op(longKey(max + 1)); !errors.Is(err, natsclient.ErrInvalidArgument) || !errors.Is(err, jetstream.ErrInvalidKey) {
 			t.Fatalf("%s(key of %d bytes) = %v, want ErrInvalidArgument", name, max+1, err)
 		}
+	}
+	// The client's bucket handle, a jetstream.KeyValue, refuses them too.
+	if _, err := bucket.Put(ctx, longKey(max+1), []byte("x")); !errors.Is(err, natsclient.ErrInvalidArgument) || !errors.Is(err, jetstream.ErrInvalidKey) {
+		t.Fatalf("bucket handle Put(key of %d bytes) = %v, want ErrInvalidArgument", max+1, err)
+	}
+	if _, err := bucket.Put(ctx, key, []byte("3")); err != nil {
+		t.Fatalf("bucket handle Put(longest key) = %v", err)
 	}
 	if st := tc.Client.Stats(); st.Connections != connections || st.BreakerTrips != 0 || st.ConsecutiveFailures != 0 {
 		t.Fatalf("long keys cost connections or touched the breaker: %+v (connections before: %d)", st, connections)
