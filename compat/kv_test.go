@@ -890,14 +890,25 @@ func TestKeyValuePurgeDeletesMarkerThreshold(t *testing.T) {
 		err = kv.Delete(ctx, "foo")
 		expectOk(t, err)
 
+		fooDeleted := time.Now()
+
 		// The first marker must be older than the threshold: time has to
 		// pass, there is no event to wait for.
 		time.Sleep(200 * time.Millisecond)
 
+		barDeleting := time.Now()
 		err = kv.Delete(ctx, "bar")
 		expectOk(t, err)
 
-		err = kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(100*time.Millisecond))
+		// nats.go uses a fixed 100ms threshold, which a loaded machine can
+		// outlast between Delete and PurgeDeletes, purging bar's marker too.
+		// The threshold here is bar's age plus 100ms: still younger than
+		// foo's marker by the 200ms above, whatever the machine's speed.
+		threshold := time.Since(barDeleting) + 100*time.Millisecond
+		if time.Since(fooDeleted) <= threshold {
+			t.Fatalf("foo's marker is not older than the threshold %v", threshold)
+		}
+		err = kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(threshold))
 		expectOk(t, err)
 
 		// The key foo should have been completely cleared of the data
