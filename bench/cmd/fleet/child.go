@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -98,6 +99,19 @@ func runChild(name string, n int, url string) error {
 	ups := make(chan time.Time, 4*n)
 	reconnected := func() { ups <- time.Now() }
 
+	if path := os.Getenv("FLEET_CPUPROFILE"); path != "" {
+		// A profile of the child's whole life, for finding what a failed
+		// dial costs: FLEET_CPUPROFILE=/tmp/x go run ./bench/cmd/fleet ...
+		f, err := os.Create(path + "." + name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	heap0, g0 := footprint()
 	closers := make([]closer, 0, n)
 	defer func() {

@@ -201,6 +201,11 @@ func measure(p plan, target string, outage time.Duration) ([]result, []footprint
 	for i, c := range children {
 		_, accepts := c.front.counts()
 		results[i].fill(p.n, up, c.upsSince(up), accepts)
+		if os.Getenv("FLEET_DUMP") != "" {
+			for _, a := range accepts {
+				fmt.Fprintf(os.Stderr, "accept %s %.3f\n", c.kind.name, a.Sub(up).Seconds())
+			}
+		}
 	}
 	return results, fp, nil
 }
