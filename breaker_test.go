@@ -91,35 +91,6 @@ func TestBreakerFailuresWhileOpenDoNotExtend(t *testing.T) {
 	}
 }
 
-func TestJitterStaysWithinHalfAndAll(t *testing.T) {
-	for _, d := range []time.Duration{time.Second, 3, 2} {
-		for range 1000 {
-			if got := jitter(d); got < d/2 || got > d {
-				t.Fatalf("jitter(%v) = %v, want within [%v, %v]", d, got, d/2, d)
-			}
-		}
-	}
-	for _, d := range []time.Duration{0, 1, -time.Second} {
-		if got := jitter(d); got != max(d, 0) {
-			t.Fatalf("jitter(%v) = %v", d, got)
-		}
-	}
-}
-
-func TestBackoffDoublesToItsCap(t *testing.T) {
-	base := 10 * time.Millisecond
-	for attempt, ceiling := range map[int]time.Duration{1: base, 2: 2 * base, 4: 8 * base, 7: 64 * base, 40: 64 * base} {
-		for range 100 {
-			if got := backoff(base, attempt); got < ceiling/2 || got > ceiling {
-				t.Fatalf("backoff(%v, %d) = %v, want within [%v, %v]", base, attempt, got, ceiling/2, ceiling)
-			}
-		}
-	}
-	if backoff(0, 3) != 0 {
-		t.Fatal("backoff with no base waited")
-	}
-}
-
 func TestStateNames(t *testing.T) {
 	names := map[string]string{
 		StateDisconnected.String(): "disconnected", StateConnecting.String(): "connecting",

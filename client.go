@@ -55,7 +55,7 @@ type snapshot struct {
 // when Connect failed.
 //
 // Options and their defaults: WithMaxReconnects (5), WithReconnectWait (2s),
-// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
+// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s),
 // WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
 // WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and

@@ -79,16 +79,10 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 	return o, nil
 }
 
-// reconnectDelay is nats.go's wait before its next reconnect attempt: the
-// reconnect wait while the breaker is closed, and the rest of the breaker's
-// open interval while it is open. It runs on nats.go's goroutine and reads
-// only the published snapshot.
-//
-// While the breaker is half-open, nats.go's attempt was the probe, and
-// asking for a delay means it failed; the supervisor may not have reopened
-// the breaker yet, so wait the longest interval it can reopen for. The
-// reconnect wait there would give a failing server two connections per
-// interval.
+// reconnectDelay is nats.go's wait before its next reconnect attempt, by
+// the schedule of dialWait. It runs on nats.go's goroutine and reads only
+// the published snapshot. Setting it turns nats.go's own reconnect jitter
+// off; dialWait jitters every wait instead.
 //
 // nats.go calls it before each round of attempts, so a call after the first
 // follows a failed round. A round that failed after the TCP connection was
@@ -103,15 +97,7 @@ func (c *Client) reconnectDelay(attempt int) time.Duration {
 			c.sup.reportFailure(snap.gen, fmt.Errorf("natsclient: reconnect: %w", err))
 		}
 	}
-	switch snap.breaker {
-	case BreakerOpen:
-		if d := time.Until(snap.probeAt); d > 0 {
-			return d
-		}
-	case BreakerHalfOpen:
-		return max(snap.reopenFor, c.opts.reconnectWait)
-	}
-	return c.opts.reconnectWait
+	return dialWait(snap.breaker, time.Until(snap.probeAt), snap.reopenFor, c.opts.reconnectWait, jitter)
 }
 
 // probe proves that the server processes what nc sends: a flush round trip

@@ -16,7 +16,7 @@ const (
 	DefaultReconnectWait           = 2 * time.Second
 	DefaultTimeout                 = 5 * time.Second
 	DefaultCircuitBreakerThreshold = 5
-	DefaultMaxBackoff              = 30 * time.Second
+	DefaultMaxBackoff              = 6 * time.Second
 	DefaultPingInterval            = 2 * time.Minute
 )
 
@@ -126,7 +126,7 @@ func WithCircuitBreakerThreshold(n int) Option {
 }
 
 // WithMaxBackoff caps the breaker's growing open interval, and so the longest
-// wait between two connection attempts (default 30s). It must be at least the
+// wait between two connection attempts (default 6s). It must be at least the
 // reconnect wait.
 func WithMaxBackoff(d time.Duration) Option {
 	return func(o *options) error {

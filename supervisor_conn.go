@@ -152,7 +152,7 @@ func (s *supervisor) dialFailed(err error) {
 		s.setState(StateDisconnected, err)
 		return
 	}
-	s.planDial(now, now.Add(s.opts.reconnectWait))
+	s.planDial(now, now.Add(jitter(s.opts.reconnectWait)))
 }
 
 // install makes nc the client's connection and re-establishes every
@@ -329,7 +329,7 @@ func (s *supervisor) connectionClosed() {
 	now := time.Now()
 	s.enter(idle, time.Time{})
 	s.failure(cause)
-	s.planDial(now, now.Add(s.opts.reconnectWait))
+	s.planDial(now, now.Add(jitter(s.opts.reconnectWait)))
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {
