@@ -327,15 +327,26 @@ func noResponders(err error) bool {
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
 
+// errDuplicateInProcess is the server's answer to a message whose ID
+// matches one it is still storing (nats-server's
+// JSStreamDuplicateMessageConflict).
+const errDuplicateInProcess jetstream.ErrorCode = 10158
+
 // maybeSent reports whether a failed JetStream request may nevertheless
 // have reached the server and been acted on, because no answer came: a
 // timeout, a lost connection, the caller giving up. An answer from the
 // server (an API error), no responders (nobody received it) and a request
 // refused before it was sent (bad input, a payload over max_payload, the
-// breaker, a closed client) say for sure that nothing was done.
+// breaker, a closed client) say for sure that nothing was done, with one
+// exception: "duplicate message id is in process" answers a resend while
+// the first copy, under the same ID, is being stored. That copy may land,
+// so the outcome is still open (found by the linearizability check,
+// reliability/linearizable_kv_test.go).
 func maybeSent(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess:
+		return true
 	case errors.As(err, &apiErr), noResponders(err),
 		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
 		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
