@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -164,49 +165,84 @@ func sentBy(pubs []*streamPublisher, id string) bool {
 }
 
 // readStream reads every message of stream back from its leader, sequence
-// by sequence up to the last one the leader reports, and returns each
-// sequence's message ID. A cluster that has just healed may still answer
-// "no responders" or time out for a moment, and an ordered consumer proved
-// fragile then (it lost its consumer again and again); reading by sequence
-// retries only the message that failed, for up to readBackWait in all.
+// by sequence up to the last one the leader reports, with readBackWorkers
+// readers at once, and returns each sequence's message ID. A cluster that
+// has just healed may still answer "no responders" or time out for a
+// moment, and an ordered consumer proved fragile then (it lost its consumer
+// again and again); reading by sequence retries only the message that
+// failed, for up to readBackWait.
 func readStream(t *testing.T, c *natsclient.Client, name string) map[uint64]string {
 	t.Helper()
-	deadline := time.Now().Add(readBackWait)
-	retry := func(what string, err error) {
-		t.Helper()
-		if time.Now().After(deadline) {
-			t.Fatalf("read stream %s back: %s: %v (still failing after %v)", name, what, err, readBackWait)
-		}
-		time.Sleep(50 * time.Millisecond) // a pause between retries, not a wait for an event
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*readBackWait)
-	defer cancel()
-	var (
-		st  jetstream.Stream
-		err error
-	)
-	for {
-		if st, err = c.Stream(ctx, name); err == nil {
-			break
-		}
-		retry("stream info", err)
+	var st jetstream.Stream
+	err := retryRead(func(ctx context.Context) (err error) {
+		st, err = c.Stream(ctx, name)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read stream %s back: stream info: %v", name, err)
 	}
 	last := st.CachedInfo().State.LastSeq
-	stored := map[uint64]string{}
-	for seq := uint64(1); seq <= last; {
-		m, err := st.GetMsg(ctx, seq) // the stream has no direct gets: its leader answers
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			seq++ // no message at seq: nothing was stored there
-		case err != nil:
-			retry(fmt.Sprintf("message %d of %d", seq, last), err)
-		default:
-			stored[seq] = m.Header.Get(jetstream.MsgIDHeader)
-			seq++
-		}
+	var (
+		mu      sync.Mutex
+		stored  = map[uint64]string{}
+		failure error
+		seqs    = make(chan uint64)
+		wg      sync.WaitGroup
+	)
+	for range readBackWorkers {
+		wg.Go(func() {
+			for seq := range seqs {
+				var m *jetstream.RawStreamMsg
+				err := retryRead(func(ctx context.Context) (err error) {
+					m, err = st.GetMsg(ctx, seq) // the stream has no direct gets: its leader answers
+					if errors.Is(err, jetstream.ErrMsgNotFound) {
+						m, err = nil, nil // nothing was stored at seq
+					}
+					return err
+				})
+				mu.Lock()
+				switch {
+				case err != nil:
+					failure = cmp.Or(failure, fmt.Errorf("message %d of %d: %w", seq, last, err))
+				case m != nil:
+					stored[seq] = m.Header.Get(jetstream.MsgIDHeader)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for seq := uint64(1); seq <= last; seq++ {
+		seqs <- seq
+	}
+	close(seqs)
+	wg.Wait()
+	if failure != nil {
+		t.Fatalf("read stream %s back: %v", name, failure)
 	}
 	return stored
 }
 
-// readBackWait bounds the retries of reading a stream back after the faults.
-const readBackWait = time.Minute
+// Reading a stream back: readers at once, and how long one read may keep
+// failing before the test gives up.
+const (
+	readBackWorkers = 8
+	readBackWait    = time.Minute
+)
+
+// retryRead calls read, each time with a deadline of its own, until it
+// succeeds or readBackWait has passed.
+func retryRead(read func(ctx context.Context) error) error {
+	deadline := time.Now().Add(readBackWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := read(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (still failing after %v)", err, readBackWait)
+		}
+		time.Sleep(50 * time.Millisecond) // a pause between retries, not a wait for an event
+	}
+}
