@@ -1,7 +1,9 @@
 package reliability_test
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -162,68 +164,85 @@ func sentBy(pubs []*streamPublisher, id string) bool {
 	return p >= 0 && p < len(pubs) && k >= 0 && k < pubs[p].next
 }
 
-// readStream reads every message of stream back, in order, through an
-// ordered consumer, up to the last sequence its leader reports; it returns
-// each sequence's message ID. A cluster that has just healed may still
-// answer "no responders" or time out for a moment: the whole read is tried
-// again, from the start, for up to readBackWait.
+// readStream reads every message of stream back from its leader, sequence
+// by sequence up to the last one the leader reports, with readBackWorkers
+// readers at once, and returns each sequence's message ID. A cluster that
+// has just healed may still answer "no responders" or time out for a
+// moment, and an ordered consumer proved fragile then (it lost its consumer
+// again and again); reading by sequence retries only the message that
+// failed, for up to readBackWait.
 func readStream(t *testing.T, c *natsclient.Client, name string) map[uint64]string {
 	t.Helper()
-	deadline := time.Now().Add(readBackWait)
-	for {
-		stored, err := readStreamOnce(c, name)
-		if err == nil {
-			return stored
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read stream %s back: %v (still failing after %v)", name, err, readBackWait)
-		}
-		t.Logf("read stream %s back: %v; trying again", name, err)
-	}
-}
-
-// readBackWait bounds the attempts to read a stream back after the faults.
-const readBackWait = time.Minute
-
-func readStreamOnce(c *natsclient.Client, name string) (map[uint64]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), readBackWait)
-	defer cancel()
-	js, err := c.JetStream()
+	var st jetstream.Stream
+	err := retryRead(func(ctx context.Context) (err error) {
+		st, err = c.Stream(ctx, name)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	st, err := js.Stream(ctx, name)
-	if err != nil {
-		return nil, err
+		t.Fatalf("read stream %s back: stream info: %v", name, err)
 	}
 	last := st.CachedInfo().State.LastSeq
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
-	stored := map[uint64]string{}
-	var seq uint64
-	for seq < last {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("at sequence %d of %d: %w", seq, last, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				return nil, err
+	var (
+		mu      sync.Mutex
+		stored  = map[uint64]string{}
+		failure error
+		seqs    = make(chan uint64)
+		wg      sync.WaitGroup
+	)
+	for range readBackWorkers {
+		wg.Go(func() {
+			for seq := range seqs {
+				var m *jetstream.RawStreamMsg
+				err := retryRead(func(ctx context.Context) (err error) {
+					m, err = st.GetMsg(ctx, seq) // the stream has no direct gets: its leader answers
+					if errors.Is(err, jetstream.ErrMsgNotFound) {
+						m, err = nil, nil // nothing was stored at seq
+					}
+					return err
+				})
+				mu.Lock()
+				switch {
+				case err != nil:
+					failure = cmp.Or(failure, fmt.Errorf("message %d of %d: %w", seq, last, err))
+				case m != nil:
+					stored[seq] = m.Header.Get(jetstream.MsgIDHeader)
+				}
+				mu.Unlock()
 			}
-			seq = meta.Sequence.Stream
-			stored[seq] = m.Headers().Get(jetstream.MsgIDHeader)
-			got++
-		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("at sequence %d of %d: %w", seq, last, err)
-		}
-		if got == 0 {
-			return nil, fmt.Errorf("nothing after sequence %d of %d", seq, last)
-		}
+		})
 	}
-	return stored, nil
+	for seq := uint64(1); seq <= last; seq++ {
+		seqs <- seq
+	}
+	close(seqs)
+	wg.Wait()
+	if failure != nil {
+		t.Fatalf("read stream %s back: %v", name, failure)
+	}
+	return stored
+}
+
+// Reading a stream back: readers at once, and how long one read may keep
+// failing before the test gives up.
+const (
+	readBackWorkers = 8
+	readBackWait    = time.Minute
+)
+
+// retryRead calls read, each time with a deadline of its own, until it
+// succeeds or readBackWait has passed.
+func retryRead(read func(ctx context.Context) error) error {
+	deadline := time.Now().Add(readBackWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := read(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (still failing after %v)", err, readBackWait)
+		}
+		time.Sleep(50 * time.Millisecond) // a pause between retries, not a wait for an event
+	}
 }

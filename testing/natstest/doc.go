@@ -28,7 +28,7 @@
 // never changes. A test breaks the connection the way an edge network does:
 //
 //   - Stop, Start and Restart: a broker restart, with the same URL and the
-//     same JetStream store;
+//     same JetStream store; Kill: a crash (SIGKILL on containers);
 //   - Freeze and Thaw: the TCP connections stay open but nothing passes in
 //     either direction; nothing is lost, Thaw delivers it in order;
 //   - FreezeReplies: the server receives and acts, the client hears nothing
@@ -43,5 +43,8 @@
 // NewCluster starts n servers routed into one JetStream cluster, each behind
 // its own proxy, and returns once a stream can be placed on all of them. URLs
 // is what natsclient.NewClient takes; Server(i) takes faults; MetaLeader and
-// StreamLeader say which member leads.
+// StreamLeader say which member leads. Routes run through proxies too, one
+// per ordered pair of members: Isolate(i) cuts member i off from the others
+// (a network partition) until Heal. StepDownStream makes a stream's leader
+// step down.
 package natstest
