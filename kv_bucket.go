@@ -118,6 +118,7 @@ type kvBinding struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
+	origin *kvOrigin // where writes go and are decided (kv_origin.go)
 }
 
 // bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
@@ -146,7 +147,11 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 			}
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
 		}
-		return &kvBinding{js: js, kv: kv, stream: st}, nil
+		origin, err := findOrigin(js, name, st)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+		}
+		return &kvBinding{js: js, kv: kv, stream: st, origin: origin}, nil
 	}
 	return h
 }

@@ -54,6 +54,7 @@ func newEmbedded(t testing.TB, spec serverSpec) *embedded {
 	if spec.cfg.leafNodes {
 		e.opts.LeafNode.Host = "127.0.0.1"
 		e.opts.LeafNode.Port = spec.leafPort
+		e.opts.LeafNode.NoAdvertise = true // see leaf.go: leaves stay behind their hub link
 	}
 	if l := spec.leaf; l != nil {
 		e.opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: l.remoteURLs()}}

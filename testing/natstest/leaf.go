@@ -14,7 +14,9 @@ import (
 // points them at its leaf node listener whenever it starts (see
 // Server.started), so a hub that restarts, on another port or in another
 // container, keeps its leaves behind the same addresses, and HubLink's faults
-// act on exactly one leaf's link.
+// act on exactly one leaf's link. A hub would tell its leaves its own leaf
+// node address (and its cluster peers'), which they would redial after a Cut,
+// around the proxy: hubs do not advertise it (no_advertise).
 
 // leafSpec is what a leaf node needs to know of its hub.
 type leafSpec struct {
@@ -159,7 +161,7 @@ func edgeConf(spec serverSpec) string {
 	if spec.cfg.leafNodes || spec.leaf != nil {
 		b.WriteString("leafnodes {\n")
 		if spec.cfg.leafNodes {
-			fmt.Fprintf(&b, "  port: %d\n", leafPort)
+			fmt.Fprintf(&b, "  port: %d\n  no_advertise: true\n", leafPort)
 		}
 		if spec.leaf != nil {
 			urls := make([]string, len(spec.leaf.remotes))
