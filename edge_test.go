@@ -3,6 +3,7 @@ package natsclient_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -161,8 +163,28 @@ func TestKVStoreWhileTheHubIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubStore := site.hubJS.NewKVStore(hubBucket)
+	if _, err := hubStore.Get(ctx, "greeting"); err != nil {
+		t.Fatal(err)
+	}
+
 	site.leaf.HubLink().Cut()
 	site.leaf.WaitForHubLink(false)
+
+	start := time.Now()
+	if _, err := hubStore.Get(ctx, "greeting"); !errors.Is(err, natsclient.ErrUnreachable) || !strings.Contains(err.Error(), `domain "hub"`) {
+		t.Fatalf("Get from the hub's domain with the hub cut off: %v; want ErrUnreachable naming domain hub", err)
+	}
+	if _, err := hubStore.Put(ctx, "greeting", []byte("x")); !errors.Is(err, natsclient.ErrUnreachable) || errors.Is(err, natsclient.ErrKVUnknownOutcome) {
+		t.Fatalf("Put to the hub's domain with the hub cut off: %v; want ErrUnreachable", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("two calls to the cut-off hub took %v; want about a second each at most", took)
+	}
 
 	for i := range 3 {
 		start := time.Now()
@@ -217,5 +239,46 @@ func TestDomainNamesAreValidated(t *testing.T) {
 	}
 	if _, err := c.Domain("a.b"); !errors.Is(err, natsclient.ErrInvalidOption) {
 		t.Errorf("Domain(%q): %v, want ErrInvalidOption", "a.b", err)
+	}
+}
+
+func TestNewKVStoreWithAnotherDomainsHandle(t *testing.T) {
+	site := newEdgeSite(t)
+	ctx := testContext(t)
+	if _, err := site.hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "central"}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(site.leaf.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	raw, err := jetstream.NewWithDomain(nc, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := raw.KeyValue(ctx, "central")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The client's own domain has no bucket "central": refused at once, saying where it looked.
+	start := time.Now()
+	_, err = site.client.NewKVStore(foreign).Put(ctx, "k", []byte("v"))
+	if !errors.Is(err, jetstream.ErrBucketNotFound) || !strings.Contains(err.Error(), `domain "edge"`) {
+		t.Fatalf("Put through a hub handle on an edge client: %v; want ErrBucketNotFound naming domain edge", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("refusal took %v", took)
+	}
+	if _, err := foreign.Put(ctx, "raw", []byte("v")); err != nil {
+		t.Fatalf("nats.go's own Put: %v", err)
+	}
+	// Through the hub's domain it works.
+	if _, err := site.hubJS.NewKVStore(foreign).Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("Put through Domain(hub): %v", err)
+	}
+	if e, err := foreign.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+		t.Fatalf("hub's bucket has %v, %v", e, err)
 	}
 }

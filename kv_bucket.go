@@ -138,7 +138,7 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 	h.open = func(ctx context.Context, js jetstream.JetStream) (*kvBinding, error) {
 		kv, err := js.KeyValue(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+			return nil, fmt.Errorf("natsclient: key-value bucket %q%s: %w", name, inDomain(js, err), err)
 		}
 		st, err := js.Stream(ctx, kvStreamName(name))
 		if err != nil {

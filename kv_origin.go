@@ -50,6 +50,8 @@ type kvOrigin struct {
 	putPrefix string              // subject prefix of writes: [api prefix]$KV.<bucket>.
 	js        jetstream.JetStream // the JetStream API the origin answers on
 	remote    bool                // the origin is not the local bucket
+	prefixed  bool                // the bucket is reached through a domain or API prefix
+	home      string              // for errors: the bucket and its domain
 	where     string              // for errors: the origin bucket and its domain
 	// bound is the origin stream, opened on first use: a mirror's reads must
 	// work while its origin cannot be reached.
@@ -61,16 +63,13 @@ type originStream struct{ st jetstream.Stream }
 // findOrigin works out where writes to the bucket name, bound on js to its
 // stream st, go, as nats.go's KeyValue does.
 func findOrigin(js jetstream.JetStream, name string, st jetstream.Stream) (*kvOrigin, error) {
-	apiPrefix := js.Options().APIPrefix
-	prefix := ""
-	if apiPrefix != "" && apiPrefix != jetstream.DefaultAPIPrefix {
-		prefix = apiPrefix // a domain or an import: writes carry it too
-	}
+	prefix := apiPrefix(js) // a domain or an import: writes carry it too
 	o := &kvOrigin{bucket: name, stream: kvStreamName(name), js: js, putPrefix: prefix + "$KV." + name + "."}
 	o.where = fmt.Sprintf("bucket %q", name)
 	if dom := js.Options().Domain; dom != "" {
 		o.where += fmt.Sprintf(" in JetStream domain %q", dom)
 	}
+	o.home, o.prefixed = o.where, prefix != ""
 	m := st.CachedInfo().Config.Mirror
 	if m == nil {
 		o.bound.Store(&originStream{st: st})
@@ -95,6 +94,22 @@ func findOrigin(js jetstream.JetStream, name string, st jetstream.Stream) (*kvOr
 		o.where += ")"
 	}
 	return o, nil
+}
+
+// apiPrefix is the prefix js puts before API subjects when it is not the
+// default one, with its final dot, as nats.go computes it; "" for the
+// default. (JetStreamOptions.APIPrefix is empty for a domain's context.)
+func apiPrefix(js jetstream.JetStream) string {
+	opts := js.Options()
+	switch {
+	case opts.Domain != "":
+		return "$JS." + opts.Domain + ".API."
+	case opts.APIPrefix == "", opts.APIPrefix == jetstream.DefaultAPIPrefix:
+		return ""
+	case strings.HasSuffix(opts.APIPrefix, "."):
+		return opts.APIPrefix
+	}
+	return opts.APIPrefix + "."
 }
 
 // subject is the subject key's messages have in the origin stream.
@@ -167,6 +182,30 @@ func (o *kvOrigin) check(ctx context.Context, err error) error {
 			return fmt.Errorf("%s: %w (%w)", o.where, jetstream.ErrBucketNotFound, err)
 		}
 		return o.unreachable(serr)
+	}
+	return nil
+}
+
+// inDomain names the JetStream domain a missing bucket was looked for in,
+// since a handle of another domain's bucket is rebound by name in the
+// client's (see NewKVStore); "" for other errors.
+func inDomain(js jetstream.JetStream, err error) string {
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return ""
+	}
+	dom := js.Options().Domain
+	if dom == "" {
+		return " (looked for in the connected server's own JetStream; a bucket of another domain needs Client.Domain(name).NewKVStore)"
+	}
+	return fmt.Sprintf(" (looked for in JetStream domain %q; a bucket of another domain needs Client.Domain(name).NewKVStore)", dom)
+}
+
+// homeUnreachable is bucketGone's answer for a bucket reached through a
+// domain or API prefix, when asking for its stream met nobody either: the
+// domain cannot be reached. nil otherwise.
+func (o *kvOrigin) homeUnreachable(err, serr error) error {
+	if o.prefixed && (noResponders(serr) || errors.Is(serr, jetstream.ErrJetStreamNotEnabled)) {
+		return &unreachableError{what: o.home, cause: err}
 	}
 	return nil
 }
