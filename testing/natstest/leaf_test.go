@@ -101,6 +101,16 @@ func TestLeafReachesHubDomainAndKeepsItsOwn(t *testing.T) {
 	if err := hubStream(t, remote); err != nil {
 		t.Fatalf("hub's stream after Restore: %v", err)
 	}
+
+	// A hub that restarts (on another port, in another container) keeps its
+	// leaves behind the same hub link.
+	hub.Stop()
+	leaf.WaitForHubLink(false)
+	hub.Start()
+	leaf.WaitForHubLink(true)
+	if err := hubStream(t, remote); err != nil {
+		t.Fatalf("hub's stream after the hub restarted: %v", err)
+	}
 }
 
 func TestLeafOfClusterFollowsLinkFaults(t *testing.T) {

@@ -150,30 +150,30 @@ func (s *Server) Start() {
 }
 
 // started records that the server listens on addr, and points its route
-// proxies at its route listener.
+// and hub-link proxies at its route and leaf node listeners.
 func (s *Server) started(addr string) {
 	s.t.Helper()
-	if len(s.routesIn) > 0 {
-		route, err := s.backend.routeAddr()
-		if err != nil {
-			s.t.Fatalf("natstest: route address of server %s: %v", s.name, err)
-		}
-		for _, p := range s.routesIn {
-			p.setUpstream(route)
-		}
-	}
-	if len(s.leavesIn) > 0 {
-		leaf, err := s.backend.leafAddr()
-		if err != nil {
-			s.t.Fatalf("natstest: leaf node address of server %s: %v", s.name, err)
-		}
-		for _, p := range s.leavesIn {
-			p.setUpstream(leaf)
-		}
-	}
+	s.repoint("route", s.routesIn, s.backend.routeAddr)
+	s.repoint("leaf node", s.leavesIn, s.backend.leafAddr)
 	s.proxy.setUpstream(addr)
 	s.direct = addr
 	s.running = true
+}
+
+// repoint points the proxies through which other servers reach one of this
+// server's listeners at where that listener is now.
+func (s *Server) repoint(listener string, proxies []*proxy, addr func() (string, error)) {
+	s.t.Helper()
+	if len(proxies) == 0 {
+		return
+	}
+	a, err := addr()
+	if err != nil {
+		s.t.Fatalf("natstest: %s address of server %s: %v", listener, s.name, err)
+	}
+	for _, p := range proxies {
+		p.setUpstream(a)
+	}
 }
 
 // Stop shuts the server down and waits until it has; clients see the
