@@ -2,6 +2,7 @@ package natsclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -59,6 +60,22 @@ func (d *jsDomain) current() (*snapshot, error) {
 	}
 	d.derived.Store(&derivedSnap{src: s, out: &out})
 	return &out, nil
+}
+
+// unreachable is asked when a JetStream call in a named domain met no
+// responders: when the domain's JetStream API does not answer either, nobody
+// can be reached there (a leaf node whose link to the hub is down), and it
+// returns the *unreachableError to end the call with; nil otherwise, and for
+// the default domain, where "no responders" keeps its usual meanings.
+func (d *jsDomain) unreachable(ctx context.Context, s *snapshot, err error) error {
+	if d == nil || d.name == "" || !noResponders(err) {
+		return nil
+	}
+	_, aerr := s.js.AccountInfo(ctx)
+	if noResponders(aerr) || errors.Is(aerr, jetstream.ErrJetStreamNotEnabled) {
+		return &unreachableError{what: fmt.Sprintf("JetStream domain %q", d.name), cause: err}
+	}
+	return nil
 }
 
 // validateDomain refuses what the server would not take as a domain name.

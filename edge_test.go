@@ -182,8 +182,14 @@ func TestKVStoreWhileTheHubIsUnreachable(t *testing.T) {
 	if _, err := hubStore.Put(ctx, "greeting", []byte("x")); !errors.Is(err, natsclient.ErrUnreachable) || errors.Is(err, natsclient.ErrKVUnknownOutcome) {
 		t.Fatalf("Put to the hub's domain with the hub cut off: %v; want ErrUnreachable", err)
 	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Fatalf("two calls to the cut-off hub took %v; want about a second each at most", took)
+	if _, err := site.hubJS.Stream(ctx, "KV_cfg"); !errors.Is(err, natsclient.ErrUnreachable) {
+		t.Fatalf("Stream in the hub's domain with the hub cut off: %v; want ErrUnreachable", err)
+	}
+	if _, err := site.hubJS.PublishToStream(ctx, "$KV.cfg.greeting", []byte("x")); !errors.Is(err, natsclient.ErrUnreachable) {
+		t.Fatalf("PublishToStream to the hub's domain with the hub cut off: %v; want ErrUnreachable", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("four calls to the cut-off hub took %v; want about a second each at most", took)
 	}
 
 	for i := range 3 {
