@@ -28,6 +28,10 @@ type Client struct {
 	snap    atomic.Pointer[snapshot]
 	running atomic.Bool
 	sup     *supervisor
+	// domain, when set, picks the JetStream domain of JetStream calls (see
+	// domain.go); root is the client a Domain view was made from.
+	domain *jsDomain
+	root   *Client
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -81,6 +85,9 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 		return nil, invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v", o.maxBackoff, o.reconnectWait)
 	}
 	c := &Client{opts: o}
+	if o.jsDomain != "" {
+		c.domain = &jsDomain{root: c, name: o.jsDomain}
+	}
 	c.sup = newSupervisor(c, servers)
 	c.snap.Store(c.sup.snapshot())
 	return c, nil
@@ -144,6 +151,10 @@ func checkServerURL(i int, raw string) error {
 // ensureRunning starts the supervisor on the first call that needs it, so a
 // client that is created and dropped unused leaves no goroutine behind.
 func (c *Client) ensureRunning() {
+	if c.root != nil { // a Domain view: the supervisor is its client's
+		c.root.ensureRunning()
+		return
+	}
 	if c.running.CompareAndSwap(false, true) {
 		go c.sup.run()
 	}
@@ -404,6 +415,9 @@ func (c *Client) Flush(ctx context.Context) error {
 // fails with at once (closed, not connected, breaker open). JetStream and KV
 // helpers use it as Publish does.
 func (c *Client) current() (*snapshot, error) {
+	if c.domain != nil {
+		return c.domain.current()
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
 		return nil, s.blocked

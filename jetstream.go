@@ -101,6 +101,9 @@ func jsOnce[T any](c *Client, ctx context.Context, what string, fn func(context.
 	v, err := fn(bctx, s.js)
 	if err != nil {
 		c.report(s, err)
+		if uerr := c.domain.unreachable(bctx, s, err); uerr != nil {
+			err = uerr
+		}
 		return zero, s, fmt.Errorf("natsclient: %s: %w", what, err)
 	}
 	return v, s, nil
@@ -136,6 +139,9 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 	v, err := r.open(bctx, s.js)
 	if err != nil {
 		r.c.report(s, err)
+		if uerr := r.c.domain.unreachable(bctx, s, err); uerr != nil {
+			err = uerr
+		}
 		return s, zero, err
 	}
 	r.cur.Store(&binding[T]{gen: s.gen, v: v})
@@ -290,6 +296,9 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 				return ack, nil
 			}
 			c.report(s, err)
+			if uerr := c.domain.unreachable(ctx, s, err); uerr != nil {
+				return nil, failed(attempt, uerr)
+			}
 			if noResponders(err) && ctx.Err() == nil && !streamCaptures(ctx, c, s, subject) {
 				return nil, failed(attempt, fmt.Errorf("no stream captures subject %q: %w", subject, err))
 			}

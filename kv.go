@@ -280,10 +280,11 @@ func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) erro
 	}
 	actx, cancel := kv.c.attemptCtx(ctx)
 	defer cancel()
-	if _, serr := b.js.Stream(actx, kvStreamName(kv.bucket.name)); errors.Is(serr, jetstream.ErrStreamNotFound) {
+	_, serr := b.js.Stream(actx, kvStreamName(kv.bucket.name))
+	if errors.Is(serr, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
 	}
-	return nil
+	return b.origin.homeUnreachable(err, serr) // a domain nobody answers for (kv_origin.go)
 }
 
 // Get returns the key's latest entry. A key that does not exist or was

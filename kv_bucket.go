@@ -118,6 +118,7 @@ type kvBinding struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
+	origin *kvOrigin // where writes go and are decided (kv_origin.go)
 }
 
 // bucketHandle is the jetstream.KeyValue the client hands out: it keeps the
@@ -138,7 +139,7 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 	h.open = func(ctx context.Context, js jetstream.JetStream) (*kvBinding, error) {
 		kv, err := js.KeyValue(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+			return nil, fmt.Errorf("natsclient: key-value bucket %q%s: %w", name, inDomain(js, err), err)
 		}
 		st, err := js.Stream(ctx, kvStreamName(name))
 		if err != nil {
@@ -147,7 +148,11 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 			}
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
 		}
-		return &kvBinding{js: js, kv: kv, stream: st}, nil
+		origin, err := findOrigin(js, name, st)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", name, err)
+		}
+		return &kvBinding{js: js, kv: kv, stream: st, origin: origin}, nil
 	}
 	return h
 }

@@ -28,9 +28,6 @@ type writeReq struct {
 	expected uint64
 }
 
-// kvSubject is the subject key's messages are stored under.
-func (kv *KVStore) kvSubject(key string) string { return "$KV." + kv.bucket.name + "." + key }
-
 // outcome is what reading back tells about a write whose answer was lost.
 type outcome int
 
@@ -47,7 +44,7 @@ const (
 // only the very same message is sent again.
 func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 	id := newMsgID()
-	msg := &nats.Msg{Subject: kv.kvSubject(req.key), Data: req.value, Header: nats.Header{}}
+	msg := &nats.Msg{Data: req.value, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if req.cas {
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(req.expected, 10))
@@ -78,6 +75,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			}
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
+		msg.Subject = b.origin.putPrefix + req.key // where nats.go's KeyValue writes it (kv_origin.go)
 		actx, cancel := bg.attempt(kv.c)
 		ack, err := b.js.PublishMsg(actx, msg)
 		cancel()
@@ -101,6 +99,9 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 		}
 		if !sent && noResponders(err) {
 			// Nobody received it: nothing can have been stored.
+			if unreachable := b.origin.check(ctx, err); unreachable != nil {
+				return 0, kv.classify(req.op, req.key, req.create, unreachable)
+			}
 			if gone := kv.bucketGone(ctx, b, err); gone != nil {
 				return 0, kv.classify(req.op, req.key, req.create, gone)
 			}
@@ -173,13 +174,9 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 // and gives outcomePending: sending the same message again is always safe,
 // and the stream leader's answer to it is the next piece of evidence.
 func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcome, uint64, error) {
-	subject := kv.kvSubject(req.key)
 	var last *jetstream.RawStreamMsg
 	err := kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
-		last, err = b.stream.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			last, err = nil, nil
-		}
+		last, err = b.origin.lastMsg(ctx, req.key)
 		return err
 	})
 	switch {
@@ -194,10 +191,7 @@ func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcom
 	// after the expected revision.
 	var next *jetstream.RawStreamMsg
 	err = kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
-		next, err = b.stream.GetMsg(ctx, req.expected+1, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			next, err = nil, nil
-		}
+		next, err = b.origin.msgAfter(ctx, req.key, req.expected+1)
 		return err
 	})
 	switch {
@@ -279,13 +273,9 @@ type entryState struct {
 // load reads key's latest message, a delete marker included, so that a
 // create over a deleted key can expect the marker's revision.
 func (kv *KVStore) load(ctx context.Context, op, key string) (entryState, error) {
-	subject := kv.kvSubject(key)
 	var m *jetstream.RawStreamMsg
 	err := kv.retrying(ctx, func(ctx context.Context, b *kvBinding) (err error) {
-		m, err = b.stream.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			m, err = nil, nil
-		}
+		m, err = b.origin.lastMsg(ctx, key) // the revision a write will expect: the origin's
 		return err
 	})
 	switch {

@@ -49,6 +49,7 @@ type options struct {
 	pingInterval  time.Duration
 	name          string
 	logger        Logger
+	jsDomain      string // WithJetStreamDomain; "" for the server's own
 
 	onDisconnect func(error)
 	onReconnect  func()

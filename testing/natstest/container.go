@@ -33,6 +33,8 @@ const (
 	monitorPort = "8222/tcp"
 	routePort   = 6222
 	routeTCP    = "6222/tcp"
+	leafPort    = 7422
+	leafTCP     = "7422/tcp"
 	storeDir    = "/data"
 )
 
@@ -91,6 +93,7 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 			spec.name, strings.Join(unsupported, ", "))
 		return nil, false
 	}
+	conf.text += edgeConf(spec)
 	image, err := serverImage(spec.cfg)
 	if err != nil {
 		t.Fatalf("natstest: container image: %v", err)
@@ -127,6 +130,10 @@ func newContainer(t testing.TB, spec serverSpec) (*container, bool) {
 		opts = append(opts, testcontainers.WithFiles(conf.files()...))
 	}
 	opts = append(opts, testcontainers.WithCmd(args...))
+	if spec.cfg.leafNodes { // the hub-link proxies dial it
+		opts = append(opts, testcontainers.WithExposedPorts(leafTCP),
+			testcontainers.WithHostConfigModifier(bindLoopback(leafTCP)))
+	}
 	if c := spec.cluster; c != nil {
 		opts = append(opts, network.WithNetwork([]string{spec.name}, c.network),
 			testcontainers.WithExposedPorts(routeTCP)) // the route proxies dial it
@@ -223,6 +230,12 @@ func (c *container) kill() {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+func (c *container) leafAddr() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.endpoint(ctx, leafTCP)
 }
 
 func (c *container) routeAddr() (string, error) {

@@ -50,6 +50,15 @@ func newEmbedded(t testing.TB, spec serverSpec) *embedded {
 		}
 		e.opts.Routes = c.routeURLs()
 	}
+	e.opts.JetStreamDomain = spec.cfg.domain
+	if spec.cfg.leafNodes {
+		e.opts.LeafNode.Host = "127.0.0.1"
+		e.opts.LeafNode.Port = spec.leafPort
+		e.opts.LeafNode.NoAdvertise = true // see leaf.go: leaves stay behind their hub link
+	}
+	if l := spec.leaf; l != nil {
+		e.opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: l.remoteURLs()}}
+	}
 	for _, fn := range spec.cfg.serverOptions {
 		fn(&e.opts)
 	}
@@ -91,6 +100,16 @@ func (e *embedded) routeAddr() (string, error) {
 		return "", fmt.Errorf("server stopped")
 	}
 	return net.JoinHostPort(e.opts.Cluster.Host, strconv.Itoa(e.opts.Cluster.Port)), nil
+}
+
+func (e *embedded) leafAddr() (string, error) {
+	if e.srv == nil {
+		return "", fmt.Errorf("server stopped")
+	}
+	if e.opts.LeafNode.Port == 0 {
+		return "", fmt.Errorf("server accepts no leaf nodes (natstest.WithLeafNodes)")
+	}
+	return net.JoinHostPort(e.opts.LeafNode.Host, strconv.Itoa(e.opts.LeafNode.Port)), nil
 }
 
 func (e *embedded) close() {

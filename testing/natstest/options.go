@@ -12,6 +12,8 @@ type config struct {
 	backend       Backend // "" when not chosen: NATSTEST_BACKEND, else Auto
 	image         string  // "" when not chosen: NATSTEST_IMAGE, else built
 	jetStream     bool
+	domain        string // JetStream domain; "" for none
+	leafNodes     bool   // the server accepts leaf node connections
 	clientOptions []natsclient.Option
 	serverOptions []func(*server.Options)
 }
@@ -61,4 +63,17 @@ func WithBackend(b Backend) Option {
 // registry.
 func WithImage(image string) Option {
 	return func(c *config) { c.image = image }
+}
+
+// WithJetStreamDomain enables JetStream in the JetStream domain named
+// domain, as an edge deployment gives the hub and each leaf a domain of
+// their own (jetstream { domain: ... } in a server configuration).
+func WithJetStreamDomain(domain string) Option {
+	return func(c *config) { c.jetStream, c.domain = true, domain }
+}
+
+// WithLeafNodes makes the server accept leaf node connections, so that
+// NewLeaf can connect leaves to it (or, given to NewCluster, to every member).
+func WithLeafNodes() Option {
+	return func(c *config) { c.leafNodes = true }
 }

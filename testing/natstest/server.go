@@ -24,6 +24,12 @@ type Server struct {
 	// routesIn are the route proxies through which the other members of
 	// its cluster reach this server's route listener (see Cluster.Isolate).
 	routesIn []*proxy
+	// leavesIn are the hub-link proxies through which leaves reach this
+	// server's leaf node listener; hubLink is this leaf's link to its hub.
+	leavesIn []*proxy
+	hubLink  *Link
+	// leafListen: the server accepts leaf nodes (WithLeafNodes).
+	leafListen bool
 }
 
 // backend runs one nats-server: in this process or in a container.
@@ -38,6 +44,9 @@ type backend interface {
 	// routeAddr is the host:port this process reaches the running server's
 	// route listener on.
 	routeAddr() (string, error)
+	// leafAddr is the host:port this process reaches the running server's
+	// leaf node listener on.
+	leafAddr() (string, error)
 	// close releases everything the backend holds; it is called once, last.
 	close()
 	kind() Backend
@@ -74,6 +83,10 @@ func newServer(t testing.TB, kind Backend, spec serverSpec) *Server {
 	s := &Server{t: t, proxy: p, name: spec.name}
 	t.Cleanup(s.close)
 	spec.advertise = p.addr()
+	if spec.cfg.leafNodes && kind == Embedded {
+		spec.leafPort = freePorts(t, 1)[0]
+	}
+	s.leafListen = spec.cfg.leafNodes
 	s.backend, s.tls = newBackend(t, kind, spec)
 	return s
 }
@@ -84,6 +97,8 @@ type serverSpec struct {
 	name      string // server_name, stable across restarts (a cluster needs it)
 	advertise string // the proxy's address, advertised to clients as connect_urls
 	cluster   *clusterSpec
+	leaf      *leafSpec // nil unless the server is a leaf node
+	leafPort  int       // embedded: the leaf node listener's port, when cfg.leafNodes
 }
 
 // URL returns the client URL, such as nats://127.0.0.1:41234: the fault
@@ -135,21 +150,30 @@ func (s *Server) Start() {
 }
 
 // started records that the server listens on addr, and points its route
-// proxies at its route listener.
+// and hub-link proxies at its route and leaf node listeners.
 func (s *Server) started(addr string) {
 	s.t.Helper()
-	if len(s.routesIn) > 0 {
-		route, err := s.backend.routeAddr()
-		if err != nil {
-			s.t.Fatalf("natstest: route address of server %s: %v", s.name, err)
-		}
-		for _, p := range s.routesIn {
-			p.setUpstream(route)
-		}
-	}
+	s.repoint("route", s.routesIn, s.backend.routeAddr)
+	s.repoint("leaf node", s.leavesIn, s.backend.leafAddr)
 	s.proxy.setUpstream(addr)
 	s.direct = addr
 	s.running = true
+}
+
+// repoint points the proxies through which other servers reach one of this
+// server's listeners at where that listener is now.
+func (s *Server) repoint(listener string, proxies []*proxy, addr func() (string, error)) {
+	s.t.Helper()
+	if len(proxies) == 0 {
+		return
+	}
+	a, err := addr()
+	if err != nil {
+		s.t.Fatalf("natstest: %s address of server %s: %v", listener, s.name, err)
+	}
+	for _, p := range proxies {
+		p.setUpstream(a)
+	}
 }
 
 // Stop shuts the server down and waits until it has; clients see the
@@ -174,12 +198,13 @@ func (s *Server) halt(end func()) {
 		return
 	}
 	s.proxy.setUpstream("")
-	for _, p := range s.routesIn {
+	inward := append(append([]*proxy(nil), s.routesIn...), s.leavesIn...)
+	for _, p := range inward {
 		p.setUpstream("")
 	}
 	end()
 	s.proxy.serverGone()
-	for _, p := range s.routesIn {
+	for _, p := range inward {
 		p.serverGone()
 	}
 	s.direct = ""
