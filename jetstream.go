@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -297,8 +298,8 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 		if !transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
 		}
-		c.opts.logf("publish to stream %q: no acknowledgement (attempt %d: %v); sending message ID %s again",
-			subject, attempt, err, msg.Header.Get(jetstream.MsgIDHeader))
+		c.opts.log(slog.LevelDebug, "publish to stream: no acknowledgement; sending again", slog.String("subject", subject),
+			attemptAttr(attempt), slog.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), errAttr(err))
 		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
 			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}

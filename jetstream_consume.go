@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -86,7 +87,7 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 		return nil, fmt.Errorf("natsclient: consume %s/%s: %w", cs.stream, cs.consumer, err)
 	}
 	cc, err := cons.Consume(cs.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		cs.c.opts.logf("consume %s/%s: %v", cs.stream, cs.consumer, err)
+		cs.c.opts.log(slog.LevelWarn, "consumer error", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(err))
 	}))
 	if err != nil {
 		cs.c.report(s, err)
@@ -99,11 +100,11 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 func (cs *Consumption) deliver(msg jetstream.Msg) {
 	if err := cs.handler(msg); err != nil {
 		if nerr := msg.Nak(); nerr != nil && !errors.Is(nerr, jetstream.ErrMsgAlreadyAckd) {
-			cs.c.opts.logf("consume %s/%s: nak: %v", cs.stream, cs.consumer, nerr)
+			cs.c.opts.log(slog.LevelWarn, "consumer nak failed", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(nerr))
 		}
 		return
 	}
 	if aerr := msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
-		cs.c.opts.logf("consume %s/%s: ack: %v", cs.stream, cs.consumer, aerr)
+		cs.c.opts.log(slog.LevelWarn, "consumer ack failed", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(aerr))
 	}
 }

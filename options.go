@@ -25,13 +25,15 @@ const (
 // by a default.
 type Option func(*options) error
 
-// Logger receives the client's debug output. A *log.Logger satisfies it; for a
-// *slog.Logger use SlogLogger.
+// Logger receives the client's log records as lines of text. A *log.Logger
+// satisfies it; for a *slog.Logger prefer WithSlog, which keeps levels and
+// attributes.
 type Logger interface {
 	Printf(format string, v ...any)
 }
 
-// SlogLogger adapts a *slog.Logger to Logger, logging each line at Info.
+// SlogLogger adapts a *slog.Logger to Logger, logging each line at Info as
+// formatted text. WithSlog logs structured records at meaningful levels.
 func SlogLogger(l *slog.Logger) Logger { return slogLogger{l} }
 
 type slogLogger struct{ l *slog.Logger }
@@ -49,6 +51,7 @@ type options struct {
 	pingInterval  time.Duration
 	name          string
 	logger        Logger
+	slog          *slog.Logger
 
 	onDisconnect func(error)
 	onReconnect  func()
@@ -270,11 +273,5 @@ func WithNATSOptions(opts ...nats.Option) Option {
 		}
 		o.natsOptions = append(o.natsOptions, opts...)
 		return nil
-	}
-}
-
-func (o *options) logf(format string, v ...any) {
-	if o.logger != nil {
-		o.logger.Printf("natsclient: "+format, v...)
 	}
 }
