@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // JetStream and its handles.
@@ -259,21 +261,51 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // An error names the message ID: publishing again with jetstream.WithMsgID
 // and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	if err := checkCall(ctx, subject); err != nil {
+	return c.PublishMsgToStream(ctx, &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}, opts...)
+}
+
+// PublishMsgToStream is PublishToStream for a message with headers of its
+// own. msg gains a Nats-Msg-Id header if it has none (and, with tracing,
+// the trace context headers); msg.Reply is ignored.
+func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if msg == nil {
+		return nil, invalidArgument("publish to stream: nil message")
+	}
+	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
 	}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalidArgument("publish to stream %q: option %d is nil", subject, i)
+			return nil, invalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
 		}
 	}
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	if msg.Header.Get(jetstream.MsgIDHeader) == "" {
+		msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+	}
+	t := c.tel
+	if t == nil {
+		return c.publishToStream(ctx, msg, opts)
+	}
+	op := t.begin(ctx, opSend, sendSpanName(msg.Subject), msg.Subject, len(msg.Data), trace.SpanKindProducer, true,
+		attribute.String("messaging.message.id", msg.Header.Get(jetstream.MsgIDHeader)))
+	t.inject(op.ctx, msg)
+	ack, err := c.publishToStream(op.ctx, msg, opts)
+	t.end(op, err)
+	return ack, err
+}
+
+// publishToStream sends msg until the stream acknowledges it (see
+// PublishToStream).
+func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	subject := msg.Subject
 	if _, err := c.jsSnapshot(ctx); err != nil {
 		return nil, fmt.Errorf("natsclient: publish to stream %q: %w", subject, err) // fail fast
 	}
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
 	failed := func(attempt int, err error) error {
 		return fmt.Errorf("natsclient: publish to stream %q (message ID %s, attempts: %d): %w",
 			subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)

@@ -14,7 +14,7 @@ import (
 type Consumption struct {
 	follower[struct{}]
 	stream, consumer string
-	handler          func(jetstream.Msg) error
+	handler          func(context.Context, jetstream.Msg) error
 }
 
 // Consume delivers the messages of the durable consumer named consumer on
@@ -35,6 +35,19 @@ type Consumption struct {
 // setting it up on the current connection are returned; later ones are
 // retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
+	if handler == nil {
+		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+	}
+	return c.ConsumeFunc(ctx, stream, consumer, func(_ context.Context, msg jetstream.Msg) error { return handler(msg) })
+}
+
+// ConsumeFunc is Consume with a handler that receives the message's trace
+// context: with a tracer provider configured, ctx holds the consumer span
+// "process <subject>", a child of the span the message was published in
+// (PublishToStream injects it into the stored message's headers), which
+// ends when the handler returns and is marked as an error when it returns
+// one. Without telemetry ctx is context.Background().
+func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
 	if err := validateStreamName("stream", stream); err != nil {
 		return nil, err
 	}
@@ -98,7 +111,13 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 
 // deliver runs the handler and acknowledges what it accepted.
 func (cs *Consumption) deliver(msg jetstream.Msg) {
-	if err := cs.handler(msg); err != nil {
+	var err error
+	if t := cs.c.tel; t != nil {
+		err = t.consumeObserved(cs, msg)
+	} else {
+		err = cs.handler(context.Background(), msg)
+	}
+	if err != nil {
 		if nerr := msg.Nak(); nerr != nil && !errors.Is(nerr, jetstream.ErrMsgAlreadyAckd) {
 			cs.c.opts.log(slog.LevelWarn, "consumer nak failed", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(nerr))
 		}

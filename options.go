@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the options. They are documented in NewClient and the README.
@@ -52,6 +55,11 @@ type options struct {
 	name          string
 	logger        Logger
 	slog          *slog.Logger
+
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
+	kvKeysInSpans  bool
 
 	onDisconnect func(error)
 	onReconnect  func()
