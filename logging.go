@@ -26,10 +26,6 @@ func WithSlog(l *slog.Logger) Option {
 	}
 }
 
-// logging reports whether anyone receives log records, so that a call site
-// can skip building attributes nobody reads.
-func (o *options) logging() bool { return o.slog != nil || o.logger != nil }
-
 // log emits one record at level. For a Printf Logger the record becomes one
 // line, "natsclient: msg key=value ...", as the seed's logger had it.
 func (o *options) log(level slog.Level, msg string, attrs ...slog.Attr) {
