@@ -62,7 +62,8 @@ type snapshot struct {
 //
 // Options and their defaults: WithMaxReconnects (5), WithReconnectWait (2s),
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
-// WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
+// WithPingInterval (2m), WithName, WithLogger, WithSlog, WithTracerProvider,
+// WithMeterProvider, WithPropagator, WithKVKeysInSpans, WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
 // WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
 // WithNATSOptions.
@@ -393,8 +394,11 @@ func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, erro
 func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, data []byte, msg *nats.Msg) (*nats.Msg, error) {
 	if len(subject) > longSubject {
 		// The reply subject is an inbox of the connection: measure one.
-		headers := msg != nil && len(msg.Header) > 0
-		if err := checkLine(subject, "PUB", pubLineLen(subject, s.conn.NewRespInbox(), len(data), headers)); err != nil {
+		op, headers := "PUB", msg != nil && len(msg.Header) > 0
+		if headers {
+			op = "HPUB"
+		}
+		if err := checkLine(subject, op, pubLineLen(subject, s.conn.NewRespInbox(), len(data), headers)); err != nil {
 			return nil, err
 		}
 	}

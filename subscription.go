@@ -21,6 +21,7 @@ type Subscription struct {
 	handler nats.MsgHandler
 	fn      MsgFunc              // set by SubscribeFunc: handler then calls it without a trace
 	attrs   []attribute.KeyValue // span attributes of every delivery; nil without telemetry
+	span    string               // the deliveries' span name, built once; "" without telemetry
 	// inner is the nats.go subscription on the current connection. Only the
 	// supervisor stores it.
 	inner atomic.Pointer[nats.Subscription]
@@ -92,7 +93,7 @@ func (c *Client) subscribeWith(subject, queue string, handler nats.MsgHandler, f
 	}
 	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler, fn: fn}
 	if c.tel != nil {
-		sub.attrs = processAttrs(subject, queue)
+		sub.attrs, sub.span = processAttrs(subject, queue), "process "+subject
 	}
 	cmd := subscribeCmd{sub: sub, reply: newReply()}
 	c.ensureRunning()

@@ -469,3 +469,29 @@ func (l *recordLog) find(msg string) (logRecord, bool) {
 	}
 	return logRecord{}, false
 }
+
+func TestRequestMsgAndPublishMsgToStreamCarryHeadersWithoutTelemetry(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithJetStream())
+	ctx := testContext(t)
+	if _, err := tc.Client.Subscribe("svc.hdr", func(m *nats.Msg) { _ = m.Respond([]byte(m.Header.Get("X-Tenant"))) }); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := tc.Client.RequestMsg(ctx, &nats.Msg{Subject: "svc.hdr", Header: nats.Header{"X-Tenant": []string{"acme"}}})
+	if err != nil || string(reply.Data) != "acme" {
+		t.Fatalf("RequestMsg: reply %v, err %v; want the header echoed", reply, err)
+	}
+	if _, err := tc.Client.CreateStream(ctx, jetstream.StreamConfig{Name: "HDR", Subjects: []string{"hdr.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	// The caller's own message ID is kept: sending the message twice stores it once.
+	for i := 0; i < 2; i++ {
+		msg := &nats.Msg{Subject: "hdr.a", Data: []byte("x"), Header: nats.Header{jetstream.MsgIDHeader: []string{"order-42"}}}
+		ack, err := tc.Client.PublishMsgToStream(ctx, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack.Sequence != 1 || ack.Duplicate != (i == 1) {
+			t.Fatalf("send %d: ack %+v, want sequence 1, duplicate on the second", i+1, ack)
+		}
+	}
+}

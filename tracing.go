@@ -120,7 +120,7 @@ func processAttrs(subject, queue string) []attribute.KeyValue {
 // span whose parent is the sender's, and measures it.
 func (t *telemetry) deliverObserved(s *Subscription, m *nats.Msg) {
 	ctx := t.extract(context.Background(), m.Header)
-	op := t.begin(ctx, opProcess, "process "+s.subject, m.Subject, len(m.Data), trace.SpanKindConsumer, true, s.attrs...)
+	op := t.begin(ctx, opProcess, s.span, m.Subject, len(m.Data), trace.SpanKindConsumer, true, s.attrs...)
 	if s.fn != nil {
 		s.fn(op.ctx, m)
 	} else {
