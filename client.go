@@ -32,6 +32,11 @@ type Client struct {
 	// domain.go); root is the client a Domain view was made from.
 	domain *jsDomain
 	root   *Client
+	// tel is nil unless a tracer or meter provider or a propagator was
+	// configured: the hot path tests it and nothing more.
+	tel *telemetry
+	// rejections counts calls the breaker failed fast.
+	rejections atomic.Uint64
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -60,7 +65,9 @@ type snapshot struct {
 //
 // Options and their defaults: WithMaxReconnects (5), WithReconnectWait (2s),
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s),
-// WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
+// WithPingInterval (2m), WithName, WithJetStreamDomain, WithLogger, WithSlog,
+// WithTracerProvider, WithMeterProvider, WithPropagator, WithKVKeysInSpans,
+// WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
 // WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
 // WithNATSOptions.
@@ -88,6 +95,11 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 	if o.jsDomain != "" {
 		c.domain = &jsDomain{root: c, name: o.jsDomain}
 	}
+	tel, err := newTelemetry(c, &o)
+	if err != nil {
+		return nil, err
+	}
+	c.tel = tel
 	c.sup = newSupervisor(c, servers)
 	c.snap.Store(c.sup.snapshot())
 	return c, nil
@@ -236,6 +248,7 @@ func (c *Client) Close(ctx context.Context) error {
 	if !c.sup.inCallback.Load() {
 		<-c.sup.notifierDone
 	}
+	c.tel.stop()
 	return err
 }
 
@@ -249,6 +262,7 @@ func (c *Client) Stats() Stats {
 	if s.conn != nil {
 		st.add(s.conn.Stats())
 	}
+	st.BreakerRejections = c.rejections.Load()
 	return st
 }
 
@@ -259,6 +273,9 @@ type Stats struct {
 	Breaker             BreakerState
 	ConsecutiveFailures int
 	BreakerTrips        uint64
+	// BreakerRejections counts calls failed fast, without being sent,
+	// because the breaker was open or half-open.
+	BreakerRejections uint64
 	// Reconnects counts recoveries after a lost connection, by nats.go's
 	// reconnect or by a new connection the supervisor dialled.
 	Reconnects uint64
@@ -291,9 +308,12 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 			return err
 		}
 	}
+	if c.tel != nil {
+		return c.publishObserved(ctx, subject, data, nil)
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
-		return s.blocked
+		return c.refused(s)
 	}
 	if err := s.conn.Publish(subject, data); err != nil {
 		return c.callFailed(s, "publish", subject, err)
@@ -323,9 +343,12 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 			return err
 		}
 	}
+	if c.tel != nil {
+		return c.publishObserved(ctx, msg.Subject, msg.Data, msg)
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
-		return s.blocked
+		return c.refused(s)
 	}
 	if err := s.conn.PublishMsg(msg); err != nil {
 		return c.callFailed(s, "publish", msg.Subject, err)
@@ -346,29 +369,71 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 			return nil, err
 		}
 	}
+	if c.tel != nil {
+		return c.requestObserved(ctx, &nats.Msg{Subject: subject, Data: data})
+	}
 	s := c.snap.Load()
 	if s.blocked != nil {
-		return nil, s.blocked
+		return nil, c.refused(s)
 	}
+	return c.roundTrip(ctx, s, subject, data, nil)
+}
+
+// RequestMsg sends msg, with its headers, and waits for one reply, like
+// Request. msg.Reply is ignored: the reply subject is an inbox of the
+// client's.
+func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+	if msg == nil {
+		return nil, invalidArgument("nil message")
+	}
+	if err := checkCall(ctx, msg.Subject); err != nil {
+		return nil, err
+	}
+	if c.tel != nil {
+		return c.requestObserved(ctx, msg)
+	}
+	s := c.snap.Load()
+	if s.blocked != nil {
+		return nil, c.refused(s)
+	}
+	return c.roundTrip(ctx, s, msg.Subject, msg.Data, msg)
+}
+
+// roundTrip sends a request on s and waits for its reply: msg when the
+// request carries headers, subject and data when it has none.
+func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, data []byte, msg *nats.Msg) (*nats.Msg, error) {
 	if len(subject) > longSubject {
 		// The reply subject is an inbox of the connection: measure one.
-		if err := checkLine(subject, "PUB", pubLineLen(subject, s.conn.NewRespInbox(), len(data), false)); err != nil {
+		op, headers := "PUB", msg != nil && len(msg.Header) > 0
+		if headers {
+			op = "HPUB"
+		}
+		if err := checkLine(subject, op, pubLineLen(subject, s.conn.NewRespInbox(), len(data), headers)); err != nil {
 			return nil, err
 		}
 	}
 	var (
-		msg *nats.Msg
-		err error
+		reply *nats.Msg
+		err   error
 	)
 	if ctx.Done() == nil {
 		// A context that never ends: use nats.go's timer-based request,
 		// which allocates no context of its own.
-		msg, err = s.conn.Request(subject, data, c.opts.timeout)
-	} else if _, ok := ctx.Deadline(); ok {
-		msg, err = s.conn.RequestWithContext(ctx, subject, data)
+		if msg != nil {
+			reply, err = s.conn.RequestMsg(msg, c.opts.timeout)
+		} else {
+			reply, err = s.conn.Request(subject, data, c.opts.timeout)
+		}
 	} else {
-		bounded, cancel := context.WithTimeout(ctx, c.opts.timeout)
-		msg, err = s.conn.RequestWithContext(bounded, subject, data)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			rctx, cancel = context.WithTimeout(ctx, c.opts.timeout)
+		}
+		if msg != nil {
+			reply, err = s.conn.RequestMsgWithContext(rctx, msg)
+		} else {
+			reply, err = s.conn.RequestWithContext(rctx, subject, data)
+		}
 		cancel()
 	}
 	if err != nil {
@@ -378,7 +443,7 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 		}
 		return nil, c.callFailed(s, "request", subject, err)
 	}
-	return msg, nil
+	return reply, nil
 }
 
 // Flush waits until the server has processed everything published so far,
@@ -394,7 +459,7 @@ func (c *Client) Flush(ctx context.Context) error {
 	}
 	s := c.snap.Load()
 	if s.blocked != nil {
-		return s.blocked
+		return c.refused(s)
 	}
 	var err error
 	if _, ok := ctx.Deadline(); ok {
@@ -420,9 +485,18 @@ func (c *Client) current() (*snapshot, error) {
 	}
 	s := c.snap.Load()
 	if s.blocked != nil {
-		return nil, s.blocked
+		return nil, c.refused(s)
 	}
 	return s, nil
+}
+
+// refused returns the error a call fails with at once on snapshot s, and
+// counts it when the breaker refused it. It allocates nothing.
+func (c *Client) refused(s *snapshot) error {
+	if _, ok := s.blocked.(*CircuitOpenError); ok {
+		c.rejections.Add(1)
+	}
+	return s.blocked
 }
 
 // checkCall rejects the caller's mistakes before anything is sent.

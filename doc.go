@@ -82,6 +82,16 @@
 // ErrKVUnknownOutcome when that cannot be known rather than applying a change
 // twice.
 //
+// # Observability
+//
+// WithSlog logs structured records at meaningful levels. WithTracerProvider,
+// WithMeterProvider and WithPropagator turn on OpenTelemetry: producer spans
+// for sends with the W3C trace context in the message headers, consumer
+// spans around handlers (SubscribeFunc, QueueSubscribeFunc and ConsumeFunc
+// hand the handler a ctx that holds it), KV write spans, and the metrics
+// listed in the README. The package uses the OpenTelemetry API only; with no
+// provider configured it records nothing and costs nothing on the hot path.
+//
 // # Testing
 //
 // Package github.com/c360/natsclient/testing/natstest starts a real NATS

@@ -37,7 +37,7 @@ type derivedSnap struct {
 func (d *jsDomain) current() (*snapshot, error) {
 	s := d.root.snap.Load()
 	if s.blocked != nil {
-		return nil, s.blocked
+		return nil, d.root.refused(s)
 	}
 	prev := d.derived.Load()
 	if prev != nil && prev.src == s {
@@ -127,7 +127,7 @@ func (c *Client) Domain(domain string) (*Domain, error) {
 	if c.root != nil {
 		root = c.root
 	}
-	view := &Client{opts: root.opts, sup: root.sup, root: root}
+	view := &Client{opts: root.opts, sup: root.sup, root: root, tel: root.tel}
 	view.opts.jsDomain = domain
 	view.domain = &jsDomain{root: root, name: domain}
 	return &Domain{name: domain, view: view}, nil

@@ -6,12 +6,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // JetStream and its handles.
@@ -264,21 +267,51 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // An error names the message ID: publishing again with jetstream.WithMsgID
 // and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	if err := checkCall(ctx, subject); err != nil {
+	return c.PublishMsgToStream(ctx, &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}, opts...)
+}
+
+// PublishMsgToStream is PublishToStream for a message with headers of its
+// own. msg gains a Nats-Msg-Id header if it has none (and, with tracing,
+// the trace context headers); msg.Reply is ignored.
+func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if msg == nil {
+		return nil, invalidArgument("publish to stream: nil message")
+	}
+	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
 	}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalidArgument("publish to stream %q: option %d is nil", subject, i)
+			return nil, invalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
 		}
 	}
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	if msg.Header.Get(jetstream.MsgIDHeader) == "" {
+		msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+	}
+	t := c.tel
+	if t == nil {
+		return c.publishToStream(ctx, msg, opts)
+	}
+	op := t.begin(ctx, opSend, sendSpanName(msg.Subject), msg.Subject, len(msg.Data), trace.SpanKindProducer, true,
+		attribute.String("messaging.message.id", msg.Header.Get(jetstream.MsgIDHeader)))
+	t.inject(op.ctx, msg)
+	ack, err := c.publishToStream(op.ctx, msg, opts)
+	t.end(op, err)
+	return ack, err
+}
+
+// publishToStream sends msg until the stream acknowledges it (see
+// PublishToStream).
+func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	subject := msg.Subject
 	if _, err := c.jsSnapshot(ctx); err != nil {
 		return nil, fmt.Errorf("natsclient: publish to stream %q: %w", subject, err) // fail fast
 	}
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
 	failed := func(attempt int, err error) error {
 		return fmt.Errorf("natsclient: publish to stream %q (message ID %s, attempts: %d): %w",
 			subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
@@ -306,8 +339,8 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 		if !transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
 		}
-		c.opts.logf("publish to stream %q: no acknowledgement (attempt %d: %v); sending message ID %s again",
-			subject, attempt, err, msg.Header.Get(jetstream.MsgIDHeader))
+		c.opts.log(slog.LevelDebug, "publish to stream: no acknowledgement; sending again", slog.String("subject", subject),
+			attemptAttr(attempt), slog.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), errAttr(err))
 		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
 			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -13,7 +14,7 @@ import (
 type Consumption struct {
 	follower[struct{}]
 	stream, consumer string
-	handler          func(jetstream.Msg) error
+	handler          func(context.Context, jetstream.Msg) error
 }
 
 // Consume delivers the messages of the durable consumer named consumer on
@@ -34,6 +35,19 @@ type Consumption struct {
 // setting it up on the current connection are returned; later ones are
 // retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
+	if handler == nil {
+		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+	}
+	return c.ConsumeFunc(ctx, stream, consumer, func(_ context.Context, msg jetstream.Msg) error { return handler(msg) })
+}
+
+// ConsumeFunc is Consume with a handler that receives the message's trace
+// context: with a tracer provider configured, ctx holds the consumer span
+// "process <subject>", a child of the span the message was published in
+// (PublishToStream injects it into the stored message's headers), which
+// ends when the handler returns and is marked as an error when it returns
+// one. Without telemetry ctx is context.Background().
+func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
 	if err := validateStreamName("stream", stream); err != nil {
 		return nil, err
 	}
@@ -86,7 +100,7 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 		return nil, fmt.Errorf("natsclient: consume %s/%s: %w", cs.stream, cs.consumer, err)
 	}
 	cc, err := cons.Consume(cs.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		cs.c.opts.logf("consume %s/%s: %v", cs.stream, cs.consumer, err)
+		cs.c.opts.log(slog.LevelWarn, "consumer error", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(err))
 	}))
 	if err != nil {
 		cs.c.report(s, err)
@@ -97,13 +111,19 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 
 // deliver runs the handler and acknowledges what it accepted.
 func (cs *Consumption) deliver(msg jetstream.Msg) {
-	if err := cs.handler(msg); err != nil {
+	var err error
+	if t := cs.c.tel; t != nil {
+		err = t.consumeObserved(cs, msg)
+	} else {
+		err = cs.handler(context.Background(), msg)
+	}
+	if err != nil {
 		if nerr := msg.Nak(); nerr != nil && !errors.Is(nerr, jetstream.ErrMsgAlreadyAckd) {
-			cs.c.opts.logf("consume %s/%s: nak: %v", cs.stream, cs.consumer, nerr)
+			cs.c.opts.log(slog.LevelWarn, "consumer nak failed", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(nerr))
 		}
 		return
 	}
 	if aerr := msg.Ack(); aerr != nil && !errors.Is(aerr, jetstream.ErrMsgAlreadyAckd) {
-		cs.c.opts.logf("consume %s/%s: ack: %v", cs.stream, cs.consumer, aerr)
+		cs.c.opts.log(slog.LevelWarn, "consumer ack failed", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(aerr))
 	}
 }

@@ -2,6 +2,7 @@ package natsclient
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -127,7 +128,7 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 		if err != nil {
 			endSession()
 			failures++
-			f.c.opts.logf("%s on the new connection: %v; retrying", f.what, err)
+			f.c.opts.log(slog.LevelWarn, "resuming on the new connection failed; retrying", slog.String("what", f.what), errAttr(err))
 			retry.Reset(backoff(f.c.opts.reconnectWait, failures))
 			continue
 		}

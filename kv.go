@@ -331,7 +331,7 @@ func (kv *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, e
 		return 0, err
 	}
 	defer bg.end()
-	return kv.write(&bg, writeReq{op: "put", key: key, value: value})
+	return kv.c.tel.kvWrite(ctx, "put", kv.bucket.name, key).end(kv.write(&bg, writeReq{op: "put", key: key, value: value}))
 }
 
 // PutJSON stores v encoded as JSON under key and returns the new revision.
@@ -353,16 +353,17 @@ func (kv *KVStore) Create(ctx context.Context, key string, value []byte) (uint64
 		return 0, err
 	}
 	defer bg.end()
+	w := kv.c.tel.kvWrite(ctx, "create", kv.bucket.name, key)
 	rev, err := kv.write(&bg, writeReq{op: "create", key: key, value: value, cas: true, create: true})
 	if err == nil || !IsKVConflictError(err) || errors.Is(err, ErrKVUnknownOutcome) {
-		return rev, err
+		return w.end(rev, err)
 	}
 	// A deleted key's last message is its delete marker: create over it.
 	cur, lerr := kv.load(bg.context(), "create", key)
 	if lerr != nil || cur.exists {
-		return 0, err
+		return w.end(0, err)
 	}
-	return kv.write(&bg, writeReq{op: "create", key: key, value: value, cas: true, create: true, expected: cur.rev})
+	return w.end(kv.write(&bg, writeReq{op: "create", key: key, value: value, cas: true, create: true, expected: cur.rev}))
 }
 
 // Update stores value under key only if the key's latest revision is
@@ -374,7 +375,8 @@ func (kv *KVStore) Update(ctx context.Context, key string, value []byte, revisio
 		return 0, err
 	}
 	defer bg.end()
-	return kv.write(&bg, writeReq{op: "update", key: key, value: value, cas: true, expected: revision})
+	return kv.c.tel.kvWrite(ctx, "update", kv.bucket.name, key).end(
+		kv.write(&bg, writeReq{op: "update", key: key, value: value, cas: true, expected: revision}))
 }
 
 // Delete places a delete marker on key, keeping its history (Get then

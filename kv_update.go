@@ -155,7 +155,13 @@ func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []b
 		return 0, err
 	}
 	defer bg.end()
-	ctx = bg.context()
+	w := kv.c.tel.kvWrite(ctx, op, kv.bucket.name, key)
+	rev, err := kv.updateLoop(&bg, w, op, key, next)
+	return w.end(rev, err)
+}
+
+func (kv *KVStore) updateLoop(bg *budget, w *kvWrite, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
+	ctx := bg.context()
 	for attempt := 1; ; attempt++ {
 		cur, err := kv.load(ctx, op, key)
 		if err != nil {
@@ -165,7 +171,7 @@ func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []b
 		if err != nil {
 			return 0, err
 		}
-		rev, err := kv.write(&bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
+		rev, err := kv.write(bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
 		if err == nil {
 			return rev, nil
 		}
@@ -175,6 +181,7 @@ func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []b
 		if attempt > kv.opts.MaxRetries {
 			return 0, kv.maxRetriesError(op, key, attempt, err)
 		}
+		w.conflict(attempt)
 		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
 			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
 				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -121,8 +122,8 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 		if ctx.Err() != nil {
 			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", fmt.Errorf("%w; then %w", err, context.Cause(ctx)))
 		}
-		kv.c.opts.logf("kv %s %s/%s: no acknowledgement (message ID %s, attempt %d: %v); checking whether it was stored",
-			req.op, kv.bucket.name, req.key, id, attempt, err)
+		kv.c.opts.log(slog.LevelWarn, "kv write got no acknowledgement; checking whether it was stored", slog.String("op", req.op),
+			slog.String("bucket", kv.bucket.name), slog.String("key", req.key), slog.String("msg_id", id), attemptAttr(attempt), errAttr(err))
 		var (
 			out outcome
 			rev uint64
@@ -135,7 +136,8 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 		}
 		switch out {
 		case outcomeStored:
-			kv.c.opts.logf("kv %s %s/%s: message ID %s was stored at revision %d", req.op, kv.bucket.name, req.key, id, rev)
+			kv.c.opts.log(slog.LevelInfo, "kv write found stored", slog.String("op", req.op), slog.String("bucket", kv.bucket.name),
+				slog.String("key", req.key), slog.String("msg_id", id), slog.Uint64("revision", rev))
 			return rev, nil
 		case outcomeLost:
 			sentinel := jetstream.ErrKeyRevisionMismatch

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the options. They are documented in NewClient and the README.
@@ -25,13 +28,15 @@ const (
 // by a default.
 type Option func(*options) error
 
-// Logger receives the client's debug output. A *log.Logger satisfies it; for a
-// *slog.Logger use SlogLogger.
+// Logger receives the client's log records as lines of text. A *log.Logger
+// satisfies it; for a *slog.Logger prefer WithSlog, which keeps levels and
+// attributes.
 type Logger interface {
 	Printf(format string, v ...any)
 }
 
-// SlogLogger adapts a *slog.Logger to Logger, logging each line at Info.
+// SlogLogger adapts a *slog.Logger to Logger, logging each line at Info as
+// formatted text. WithSlog logs structured records at meaningful levels.
 func SlogLogger(l *slog.Logger) Logger { return slogLogger{l} }
 
 type slogLogger struct{ l *slog.Logger }
@@ -50,6 +55,12 @@ type options struct {
 	name          string
 	logger        Logger
 	jsDomain      string // WithJetStreamDomain; "" for the server's own
+	slog          *slog.Logger
+
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
+	kvKeysInSpans  bool
 
 	onDisconnect func(error)
 	onReconnect  func()
@@ -271,11 +282,5 @@ func WithNATSOptions(opts ...nats.Option) Option {
 		}
 		o.natsOptions = append(o.natsOptions, opts...)
 		return nil
-	}
-}
-
-func (o *options) logf(format string, v ...any) {
-	if o.logger != nil {
-		o.logger.Printf("natsclient: "+format, v...)
 	}
 }

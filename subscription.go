@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Subscription is a subscription made through the client. It outlives the
@@ -18,6 +19,9 @@ type Subscription struct {
 	subject string
 	queue   string
 	handler nats.MsgHandler
+	fn      MsgFunc              // set by SubscribeFunc: handler then calls it without a trace
+	attrs   []attribute.KeyValue // span attributes of every delivery; nil without telemetry
+	span    string               // the deliveries' span name, built once; "" without telemetry
 	// inner is the nats.go subscription on the current connection. Only the
 	// supervisor stores it.
 	inner atomic.Pointer[nats.Subscription]
@@ -74,16 +78,23 @@ func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) 
 }
 
 func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
+	if handler == nil {
+		return nil, invalidArgument("nil message handler for subject %q", subject)
+	}
+	return c.subscribeWith(subject, queue, handler, nil)
+}
+
+func (c *Client) subscribeWith(subject, queue string, handler nats.MsgHandler, fn MsgFunc) (*Subscription, error) {
 	if err := ValidateSubscribeSubject(subject); err != nil {
 		return nil, err
 	}
 	if err := checkLine(subject, "SUB", subLineLen(subject, queue)); err != nil {
 		return nil, err
 	}
-	if handler == nil {
-		return nil, invalidArgument("nil message handler for subject %q", subject)
+	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler, fn: fn}
+	if c.tel != nil {
+		sub.attrs, sub.span = processAttrs(subject, queue), "process "+subject
 	}
-	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler}
 	cmd := subscribeCmd{sub: sub, reply: newReply()}
 	c.ensureRunning()
 	ctx := context.Background()
@@ -112,6 +123,10 @@ func (s *Subscription) attach(nc *nats.Conn) error {
 func (s *Subscription) deliver(m *nats.Msg) {
 	if d := s.delivery.Load(); d == nil || d.inner != m.Sub {
 		s.delivery.Store(&delivery{inner: m.Sub, goroutine: goroutineID()})
+	}
+	if t := s.client.tel; t != nil {
+		t.deliverObserved(s, m)
+		return
 	}
 	s.handler(m)
 }

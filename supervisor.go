@@ -3,6 +3,7 @@ package natsclient
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -312,7 +313,7 @@ func (s *supervisor) setState(to State, cause error) {
 	}
 	from := s.state
 	s.state = to
-	s.opts.logf("state %s -> %s (breaker %s)", from, to, s.breaker.state)
+	s.opts.log(slog.LevelInfo, "state changed", stateAttr(to), slog.String("from", from.String()), breakerAttr(s.breaker.state))
 	s.emit(from, cause)
 }
 

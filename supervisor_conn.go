@@ -3,6 +3,7 @@ package natsclient
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -129,8 +130,12 @@ func (s *supervisor) handleDialResult(r dialResult) {
 
 func (s *supervisor) dialFailed(err error) {
 	err = redactError(err, s.servers)
-	s.opts.logf("dial %s failed: %v", redactServers(s.servers), err)
 	permanent := isPermanent(err)
+	level := slog.LevelDebug
+	if permanent {
+		level = slog.LevelError
+	}
+	s.opts.log(level, "dial failed", slog.String("server", redactServers(s.servers)), errAttr(err))
 	if permanent {
 		err = permanentError(s.servers, err)
 		s.lastErr = err
@@ -163,12 +168,13 @@ func (s *supervisor) install(nc *nats.Conn) {
 	if js, err := jetstream.New(nc); err == nil {
 		s.js = js
 	} else {
-		s.opts.logf("jetstream context: %v", err)
+		s.opts.log(slog.LevelWarn, "no JetStream context on the new connection", errAttr(err))
 	}
 	s.connections++
 	for sub := range s.subs {
 		if err := sub.attach(nc); err != nil {
-			s.opts.logf("resubscribe %q: %v", sub.subject, err)
+			s.opts.log(slog.LevelWarn, "resubscribe failed", errAttr(err))
+			s.opts.log(slog.LevelDebug, "resubscribe failed", slog.String("subject", sub.subject), errAttr(err))
 		}
 	}
 	s.startProbe()
@@ -185,7 +191,7 @@ func (s *supervisor) proven() {
 	case s.state != StateConnected:
 		s.setState(StateConnected, nil)
 	case breakerChanged:
-		s.opts.logf("circuit breaker closed")
+		s.opts.log(slog.LevelInfo, "circuit breaker closed", breakerAttr(BreakerClosed), stateAttr(s.state))
 		s.emit(s.state, nil)
 	}
 	s.replyConnect(nil)
@@ -243,7 +249,8 @@ func (s *supervisor) handleProbeResult(r probeResult) {
 func (s *supervisor) failure(err error) {
 	s.lastErr = err
 	if s.breaker.failure(time.Now(), err) {
-		s.opts.logf("circuit breaker open after %d consecutive failures: %v", s.breaker.failures, err)
+		s.opts.log(slog.LevelWarn, "circuit breaker open", breakerAttr(BreakerOpen), stateAttr(s.state),
+			slog.Int("failures", s.breaker.failures), slog.Time("probe_at", s.breaker.openUntil), errAttr(err))
 		s.emit(s.state, err)
 	}
 	if s.phase == connected && s.breaker.state == BreakerOpen {
@@ -257,13 +264,13 @@ func (s *supervisor) handleTimer() {
 	switch action {
 	case timerDial:
 		if s.breaker.state == BreakerHalfOpen {
-			s.opts.logf("circuit breaker half-open: dialling")
+			s.opts.log(slog.LevelInfo, "circuit breaker half-open: dialling", breakerAttr(BreakerHalfOpen), stateAttr(s.state))
 			s.emit(s.state, nil)
 		}
 		s.startDial()
 	case timerProbe:
 		if s.breaker.state == BreakerHalfOpen {
-			s.opts.logf("circuit breaker half-open: probing")
+			s.opts.log(slog.LevelInfo, "circuit breaker half-open: probing", breakerAttr(BreakerHalfOpen), stateAttr(s.state))
 			s.emit(s.state, nil)
 		}
 		if s.conn.IsConnected() {
@@ -305,7 +312,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 	case evReconnected:
 		s.startProbe()
 	case evAsyncError:
-		s.opts.logf("asynchronous error: %v", ev.err)
+		s.opts.log(slog.LevelWarn, "asynchronous error", stateAttr(s.state), errAttr(ev.err))
 	}
 }
 
@@ -324,7 +331,8 @@ func (s *supervisor) connectionClosed() {
 	if cause == nil {
 		cause = nats.ErrConnectionClosed
 	}
-	s.opts.logf("nats.go gave the connection up (%v); dialling a new one", cause)
+	s.opts.log(slog.LevelWarn, "connection given up by nats.go; dialling a new one",
+		slog.String("server", redactServers(s.servers)), errAttr(cause))
 	s.setState(StateReconnecting, cause)
 	now := time.Now()
 	s.enter(idle, time.Time{})

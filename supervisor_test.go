@@ -628,7 +628,7 @@ func TestNATSOptionHandlersRunBesideTheClients(t *testing.T) {
 	waitEvent(t, events, "connected", toState(natsclient.StateConnected))
 	for {
 		line := receive(t, logs, "a log line about the reconnect")
-		if strings.Contains(line, "natsclient: ") && strings.Contains(line, "-> connected") {
+		if strings.Contains(line, "natsclient: ") && strings.Contains(line, "state=connected") {
 			break
 		}
 	}

@@ -106,8 +106,8 @@ func newLinClient(t *testing.T, cl *natstest.Cluster, opts ...natsclient.Option)
 // run exercised the exactly-once path.
 type lostAcks struct{ n atomic.Int64 }
 
-func (l *lostAcks) Printf(format string, _ ...any) {
-	if strings.Contains(format, ": no acknowledgement (") {
+func (l *lostAcks) Printf(format string, v ...any) {
+	if strings.Contains(fmt.Sprintf(format, v...), "no acknowledgement") {
 		l.n.Add(1)
 	}
 }

@@ -54,7 +54,7 @@ type group struct {
 }
 
 var groups = []group{
-	{pattern: "^Benchmark(Core|BreakerOpen|KV)$"},
+	{pattern: "^Benchmark(Core|BreakerOpen|KV|Telemetry)$"},
 	{pattern: "^Benchmark(StateFanout|Reconnect|Resubscribe|Footprint)$", slow: true},
 }
 
