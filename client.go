@@ -63,8 +63,8 @@ type snapshot struct {
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (30s),
 // WithPingInterval (2m), WithName, WithLogger, WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
-// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
-// WithNATSOptions.
+// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert,
+// WithJetStreamDomain (none: the server's own JetStream) and WithNATSOptions.
 //
 // An invalid url or option value is an error matching ErrInvalidOption that
 // names what was wrong.
