@@ -69,8 +69,8 @@ type snapshot struct {
 // WithTracerProvider, WithMeterProvider, WithPropagator, WithKVKeysInSpans,
 // WithDisconnectCallback,
 // WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
-// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert and
-// WithNATSOptions.
+// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert,
+// WithJetStreamDomain (none: the server's own JetStream) and WithNATSOptions.
 //
 // An invalid url or option value is an error matching ErrInvalidOption that
 // names what was wrong.

@@ -202,6 +202,7 @@ func TestKVStoreWhileTheHubIsUnreachable(t *testing.T) {
 		if took > 2*time.Second {
 			t.Fatalf("Put %d took %v to fail; want about a second at most", i, took)
 		}
+		t.Logf("Put %d through the mirror refused in %v", i, took)
 		err = store.UpdateJSON(ctx, "counter", func(map[string]any) error { return nil })
 		if !errors.Is(err, natsclient.ErrUnreachable) {
 			t.Fatalf("UpdateJSON %d with the hub cut off: %v; want ErrUnreachable", i, err)

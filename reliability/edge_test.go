@@ -28,6 +28,10 @@ import (
 // sets the length (NATSCLIENT_EDGE_CUT=30s for the full story).
 const edgeCutDefault = 3 * time.Second
 
+// mirrorConverges bounds the wait for the mirror to catch up after the last
+// restore: nats-server's own retry of a mirror (30s) and then some.
+const mirrorConverges = 90 * time.Second
+
 func edgeCut(t *testing.T) time.Duration {
 	t.Helper()
 	env := os.Getenv("NATSCLIENT_EDGE_CUT")
@@ -193,11 +197,21 @@ drain:
 		t.Fatalf("the story did not happen: %d hub writes succeeded, %d met the cut", len(w.succeeded), w.count(natsclient.ErrUnreachable))
 	}
 
-	// The mirror converges to the hub's value.
-	eventually(t, "the mirror converges to the hub's ops", func() bool {
+	// The mirror converges to the hub's value. It may take a while: a mirror
+	// whose request to its origin went out while the link was down waits up
+	// to 30s (nats-server's srcConsumerWaitTime) before it asks again.
+	deadline := time.Now().Add(mirrorConverges)
+	for {
 		e, err := store.Get(ctx, "ops")
-		return err == nil && e.Revision() == entry.Revision() && string(e.Value()) == string(entry.Value())
-	})
+		if err == nil && e.Revision() == entry.Revision() && string(e.Value()) == string(entry.Value()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror has not converged to the hub's ops (revision %d) within %v: last read %v, %v",
+				entry.Revision(), mirrorConverges, e, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // hubWriter appends its write's own ID to the list under key "ops" in the
