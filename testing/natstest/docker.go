@@ -12,9 +12,12 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 )
 
-// dockerProbeTimeout bounds the question "does a Docker engine answer?", so
-// that a machine without one skips or falls back within a second.
-const dockerProbeTimeout = time.Second
+// dockerProbeTimeout bounds the question "does a Docker engine answer?".
+// A machine without an engine is answered at once (its socket refuses); the
+// bound is for an engine that is there but slow, as on a loaded machine, where
+// one second was seen to run out, and testcontainers then panics in the test
+// instead of reporting an error.
+const dockerProbeTimeout = 10 * time.Second
 
 var (
 	dockerOnce sync.Once
