@@ -111,8 +111,11 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			}
 			continue
 		}
-		// A conflict answering a resend may be our own first copy, stored.
-		if !maybeSent(err) && !(sent && isWrongLastSequence(err)) {
+		// Once a copy may have landed, no answer to a resend decides its
+		// fate alone: a conflict may be our own first copy, stored, and a
+		// resend that found no responders (a leader being elected) says
+		// nothing of the copy before it. Reading back does.
+		if !sent && !maybeSent(err) {
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
 		sent = true
