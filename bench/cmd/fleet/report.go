@@ -81,6 +81,7 @@ func printOutage(out io.Writer, n int, outage time.Duration, results []result) {
 
 // A goal is one target of issue 14 for natsclient with its defaults.
 type goal struct {
+	key    string // the goal's name for -known-miss
 	what   string
 	value  float64
 	limit  float64
@@ -103,24 +104,29 @@ func judge(outage time.Duration, results []result) []goal {
 		return nil
 	}
 	goals := []goal{
-		{"clients left behind", float64(ours.left), 0, "%.0f"},
-		{"peak accepts per 100 ms ÷ mean", ours.peakRatio(), 3, "%.2f"},
+		{"left", "clients left behind", float64(ours.left), 0, "%.0f"},
+	}
+	// With few accepts per window the peak of a perfectly spread return is
+	// chance: a mean of 5 has windows of 10 by luck alone. Judged from a mean
+	// of 10 up (N of a few hundred and more).
+	if ours.mean >= 10 {
+		goals = append(goals, goal{"peak", "peak accepts per 100 ms ÷ mean", ours.peakRatio(), 3, "%.2f"})
 	}
 	if outage < 20*time.Second {
-		goals = append(goals, goal{"recovery p90 (s)", ours.p(0.9).Seconds(), 2.5, "%.2f"})
+		goals = append(goals, goal{"p90", "recovery p90 (s)", ours.p(0.9).Seconds(), 2.5, "%.2f"})
 	} else {
 		goals = append(goals,
-			goal{"recovery p90 (s)", ours.p(0.9).Seconds(), 5, "%.2f"},
-			goal{"recovery max (s)", ours.p(1).Seconds(), 8, "%.2f"})
+			goal{"p90", "recovery p90 (s)", ours.p(0.9).Seconds(), 5, "%.2f"},
+			goal{"max", "recovery max (s)", ours.p(1).Seconds(), 8, "%.2f"})
 	}
 	if raw != nil {
 		if outage >= 60*time.Second {
-			goals = append(goals, goal{"dials during the outage ÷ raw nats.go's", float64(ours.dialsDown) / float64(max(raw.dialsDown, 1)), 0.6, "%.2f"})
+			goals = append(goals, goal{"dials", "dials during the outage ÷ raw nats.go's", float64(ours.dialsDown) / float64(max(raw.dialsDown, 1)), 0.6, "%.2f"})
 		}
 		// CPU is counted in 10 ms ticks: below 50 ms a short run's rounding
 		// would decide, so both sides count as at least that.
 		floor := 50 * time.Millisecond
-		goals = append(goals, goal{"CPU during the outage ÷ raw nats.go's", max(ours.cpuDown, floor).Seconds() / max(raw.cpuDown, floor).Seconds(), 1, "%.2f"})
+		goals = append(goals, goal{"cpu", "CPU during the outage ÷ raw nats.go's", max(ours.cpuDown, floor).Seconds() / max(raw.cpuDown, floor).Seconds(), 1, "%.2f"})
 	}
 	return goals
 }
