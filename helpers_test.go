@@ -52,6 +52,13 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	return zero
 }
 
+// placeContext bounds one attempt to create a replicated stream or bucket
+// (natstest.Cluster.Place): an attempt that times out on a loaded machine is
+// made again, with a context of its own.
+func placeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)

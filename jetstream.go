@@ -374,6 +374,14 @@ const publishRetryDelay = 50 * time.Millisecond
 // JSStreamDuplicateMessageConflict).
 const errDuplicateInProcess jetstream.ErrorCode = 10158
 
+// duplicateInProcess reports whether the server answered a resend with
+// "duplicate message id is in process": the first copy, under the same ID,
+// is still being stored.
+func duplicateInProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess
+}
+
 // maybeSent reports whether a failed JetStream request may nevertheless
 // have reached the server and been acted on, because no answer came: a
 // timeout, a lost connection, the caller giving up. An answer from the
@@ -387,7 +395,7 @@ const errDuplicateInProcess jetstream.ErrorCode = 10158
 func maybeSent(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess:
+	case duplicateInProcess(err):
 		return true
 	case errors.As(err, &apiErr), noResponders(err),
 		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
@@ -404,15 +412,18 @@ func maybeSent(err error) bool {
 // transient reports whether a request that failed without an answer is worth
 // sending again: it timed out, found no responder (JetStream not ready yet
 // after a restart), the connection failed, or the supervisor is dialling a
-// new one. The open breaker and a closed client are final: a call fails fast
-// then, rather than retry until its budget ends.
+// new one. "Duplicate message id is in process" is one answer that is worth
+// it too: a message sent again under the same ID, once the first copy is
+// stored, is acknowledged as a duplicate of it. The open breaker and a closed
+// client are final: a call fails fast then, rather than retry until its
+// budget ends.
 func transient(err error) bool {
 	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
 		return false
 	}
 	return errors.Is(err, ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		isTransportFailure(err)
+		duplicateInProcess(err) || isTransportFailure(err)
 }
 
 // msgIDPrefix makes message IDs unique across processes, and msgIDSeq

@@ -28,3 +28,24 @@ func TestMaybeSentDuplicateInProcess(t *testing.T) {
 		}
 	}
 }
+
+// PublishToStream sends a message answered "duplicate message id is in
+// process" again, under the same ID, rather than report a failure the server
+// is about to contradict: the resend that finds the first copy stored is
+// acknowledged as its duplicate. A leaderless stream in a cluster answered
+// so (TestPublishToStreamWaitsForALeaderlessStream, in CI).
+func TestTransientDuplicateInProcess(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess, Description: "duplicate message id is in process"}, true},
+		{fmt.Errorf("publish: %w", &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess}), true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false},
+		{fmt.Errorf("%w: %w", ErrCircuitOpen, &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess}), false},
+	} {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -109,6 +109,8 @@ func newClusterBucket(t *testing.T, c *natstest.Cluster, bucket string) {
 		t.Fatal(err)
 	}
 	if err := c.Place(func() error {
+		ctx, cancel := placeContext()
+		defer cancel()
 		_, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Replicas: 3})
 		return err
 	}); err != nil {
@@ -180,9 +182,12 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	}
 	h := &lostAckHarness{srv: c.Server(0), bucket: bucket, noAck: log.lines, direct: direct, counter: "counter",
 		kv: client.NewKVStore(bucket, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })}
-	if _, err := direct.Put(ctx, h.counter, []byte(`{"n":0}`)); err != nil {
-		t.Fatal(err)
-	}
+	// Member 1 learns of the new stream's leader a moment after the create
+	// returns: until then a put finds no responders.
+	eventuallyOK(t, "the first put through member 1", func() error {
+		_, err := direct.Put(ctx, h.counter, []byte(`{"n":0}`))
+		return err
+	})
 	// Our write is stored but its acknowledgement held; six plain puts then
 	// push it out of the History of 5. Reading back cannot tell, but the
 	// cluster's duplicate window still knows the write's ID.

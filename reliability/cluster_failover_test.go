@@ -43,6 +43,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 	var bucket jetstream.KeyValue
 	if err := cl.Place(func() (err error) {
+		ctx, cancel := placeContext()
+		defer cancel()
 		bucket, err = c.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "counters", Replicas: 3, History: 5})
 		return err
 	}); err != nil {

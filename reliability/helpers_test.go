@@ -15,6 +15,13 @@ import (
 // take to show.
 const waitTimeout = 20 * time.Second
 
+// placeContext bounds one attempt to create a replicated stream or bucket
+// (natstest.Cluster.Place): an attempt that times out on a loaded machine is
+// made again, with a context of its own.
+func placeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
 func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)

@@ -42,6 +42,8 @@ func TestLinearizableKV(t *testing.T) {
 	ctx := testContext(t)
 	admin := newLinClient(t, cl)
 	if err := cl.Place(func() error {
+		ctx, cancel := placeContext()
+		defer cancel()
 		_, err := admin.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: 3, History: 16})
 		return err
 	}); err != nil {

@@ -34,9 +34,10 @@ func TestLinearizableStream(t *testing.T) {
 	seed := runSeed(t)
 	budget := runBudget(t) / 3
 	cl := natstest.NewCluster(t, 3)
-	ctx := testContext(t)
 	admin := newLinClient(t, cl)
 	if err := cl.Place(func() error {
+		ctx, cancel := placeContext()
+		defer cancel()
 		_, err := admin.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"jep.>"}, Replicas: 3})
 		return err
 	}); err != nil {

@@ -232,15 +232,26 @@ func (c *Cluster) WaitForStreamLeader(account, stream string) int {
 // meta leader places only on members it has heard from lately: on a loaded
 // machine, and after a member restarts, it may count a member offline for a
 // moment even after NewCluster saw it place a stream, and answer "no
-// suitable peers for placement" (error code 10005). Place retries that
-// answer alone, for up to 30s; any other error, or none, returns at once.
+// suitable peers for placement" (error code 10005). On a loaded machine an
+// answer may also come too late: a create that timed out may or may not have
+// happened, and JetStream takes a create of the same configuration again as
+// success. Place retries those two answers alone, for up to 30s; any other
+// error, or none, returns at once. create must bound each attempt itself
+// (a context of its own per call), or a timed-out attempt leaves nothing
+// for the next one.
 func (c *Cluster) Place(create func() error) error {
 	var err error
 	poll(func() bool {
 		err = create()
-		return !noSuitablePeers(err)
+		return !placeAgain(err)
 	})
 	return err
+}
+
+// placeAgain reports whether Place makes another attempt after err: the
+// cluster could not place the stream yet, or the answer came too late.
+func placeAgain(err error) bool {
+	return noSuitablePeers(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // LastMsg returns the last message on subject in stream as the stream's

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Cluster.Place retries only the server's "no suitable peers for placement",
-// however the error reaches it: from either of nats.go's JetStream APIs, and
-// wrapped by natsclient.
-func TestPlaceRetriesOnlyNoSuitablePeers(t *testing.T) {
+// Cluster.Place retries only the server's "no suitable peers for placement"
+// and an attempt that timed out, however the error reaches it: from either of
+// nats.go's JetStream APIs, and wrapped by natsclient.
+func TestPlaceRetriesOnlyNoSuitablePeersAndTimeouts(t *testing.T) {
 	for _, tc := range []struct {
 		err   error
 		retry bool
@@ -24,10 +25,13 @@ func TestPlaceRetriesOnlyNoSuitablePeers(t *testing.T) {
 		{fmt.Errorf("natsclient: create bucket: %w", &jetstream.APIError{ErrorCode: noSuitablePeersCode}), true},
 		{&jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamNameInUse}, false},
 		{errors.New("no suitable peers for placement"), false}, // the code decides, not the text
+		{fmt.Errorf("natsclient: create bucket: %w", context.DeadlineExceeded), true},
+		{nats.ErrTimeout, true},
+		{context.Canceled, false},
 		{nil, false},
 	} {
-		if got := noSuitablePeers(tc.err); got != tc.retry {
-			t.Errorf("noSuitablePeers(%v) = %t, want %t", tc.err, got, tc.retry)
+		if got := placeAgain(tc.err); got != tc.retry {
+			t.Errorf("Place retries %v: %t, want %t", tc.err, got, tc.retry)
 		}
 	}
 
