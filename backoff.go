@@ -24,29 +24,81 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(int64(d) - half + rand.Int64N(half+1))
 }
 
+// around spreads the reconnect wait d uniformly over [3d/4, 5d/4]: on
+// average what was configured, as nats.go's own schedule is (its 2 s plus
+// up to 100 ms), so that a client dials no more often than nats.go would
+// while the breaker is closed, and a fleet that lost its server at once
+// spreads over half a wait.
+func around(d time.Duration) time.Duration {
+	if d <= 1 {
+		return max(d, 0)
+	}
+	quarter := int64(d) / 4
+	return time.Duration(int64(d) - quarter + rand.Int64N(2*quarter+1))
+}
+
 // dialWait is how long to wait before the next dial, or nats.go's next
 // reconnect attempt, given the breaker's state:
-//   - closed: the reconnect wait, jittered. Without jitter every client of a
+//   - closed: the reconnect wait, spread (around). Without it every client of a
 //     fleet that lost its server at the same instant would retry on the same
 //     beat and land on the returning server together;
 //   - open: what is left of the breaker's interval (jittered when it opened),
 //     so that the attempt is the breaker's probe; once it has passed, the
-//     jittered reconnect wait, as when closed;
-//   - half-open: the probe just failed, and the breaker may not have
-//     reopened yet: the longest interval it can reopen for, jittered, so that
-//     a failing server does not get two attempts per interval.
+//     spread reconnect wait, as when closed;
+//   - half-open: none: the probe is due, and the attempt is it.
 //
-// spread is jitter, replaced in tests.
-func dialWait(b BreakerState, untilProbe, reopenFor, reconnectWait time.Duration, spread func(time.Duration) time.Duration) time.Duration {
+// spread is around, replaced in tests.
+func dialWait(b BreakerState, untilProbe, reconnectWait time.Duration, spread func(time.Duration) time.Duration) time.Duration {
 	switch b {
 	case BreakerOpen:
 		if untilProbe > 0 {
 			return untilProbe
 		}
 	case BreakerHalfOpen:
-		return spread(max(reopenFor, reconnectWait))
+		return 0
 	}
 	return spread(reconnectWait)
+}
+
+// wakeGrid is the spacing of the instants a wait of a second or more ends
+// on. The clients of one process then wake together: a process with a
+// thousand clients whose dials were spread uniformly woke a thousand
+// times per round, and the Go runtime's wakeups (a thread out of futex
+// sleep, a netpoll round, a timer) cost three times what the dials did.
+// Aligned on a 100 ms grid, the same dials cost what a burst of them does
+// (docs/design.md, "The reconnect schedule at fleet scale"). Across
+// processes the grid's phase is random (gridOrigin), so that a fleet of
+// processes stays spread; within one, 100 ms is the granularity the
+// server's accept rate is judged at.
+const wakeGrid = 100 * time.Millisecond
+
+// minAligned is the shortest wait aligned: a grid point moves a wait by up
+// to wakeGrid, a tenth of a one-second wait, and shorter waits (a test's
+// 20 ms reconnect wait) are left as drawn.
+const minAligned = time.Second
+
+// gridOrigin places this process's grid: a random phase within wakeGrid.
+var gridOrigin = time.Now().Add(-time.Duration(rand.Int64N(int64(wakeGrid))))
+
+// aligned shortens a wait d that starts at now so that it ends on the
+// process's grid: at the last grid point at or before now+d, which is never
+// later than d (a true ceiling stays one) and at most wakeGrid earlier.
+// Waits shorter than minAligned are returned as they are.
+func aligned(now time.Time, d time.Duration) time.Duration {
+	return alignedOn(gridOrigin, now, d)
+}
+
+// alignedOn is aligned on the grid through origin.
+func alignedOn(origin, now time.Time, d time.Duration) time.Duration {
+	if d < minAligned {
+		return d
+	}
+	since := now.Add(d).Sub(origin)
+	off := since % wakeGrid
+	if off < 0 {
+		off += wakeGrid
+	}
+	return d - off
 }
 
 // doubled is base doubled n times, capped at ceiling.

@@ -42,6 +42,9 @@ type breaker struct {
 	// jitter spreads an interval so that many clients do not probe a
 	// recovering server in lockstep. Tests replace it with the identity.
 	jitter func(time.Duration) time.Duration
+	// align ends an interval on the process's wake-up grid (aligned, in
+	// backoff.go); nil leaves it as jitter drew it, as tests do.
+	align func(now time.Time, d time.Duration) time.Duration
 
 	state     BreakerState
 	failures  int // consecutive transport failures
@@ -52,7 +55,7 @@ type breaker struct {
 }
 
 func newBreaker(threshold int, base, max time.Duration) breaker {
-	return breaker{threshold: threshold, baseInterval: base, maxInterval: max, jitter: jitter}
+	return breaker{threshold: threshold, baseInterval: base, maxInterval: max, jitter: jitter, align: aligned}
 }
 
 // failure records a transport failure. It reports whether the breaker state
@@ -89,7 +92,11 @@ func (b *breaker) success() bool {
 func (b *breaker) open(now time.Time) {
 	b.state = BreakerOpen
 	b.trips++
-	b.openUntil = now.Add(b.jitter(b.interval()))
+	d := b.jitter(b.interval())
+	if b.align != nil {
+		d = b.align(now, d)
+	}
+	b.openUntil = now.Add(d)
 	b.opens++
 }
 

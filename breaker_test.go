@@ -12,6 +12,7 @@ import (
 func testBreaker(threshold int) *breaker {
 	b := newBreaker(threshold, time.Second, 8*time.Second)
 	b.jitter = func(d time.Duration) time.Duration { return d }
+	b.align = nil
 	return &b
 }
 

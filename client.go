@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,11 +50,7 @@ type snapshot struct {
 	blocked error
 	state   State
 	breaker BreakerState
-	probeAt time.Time
-	// reopenFor is the longest the breaker stays open if its probe fails:
-	// what nats.go waits when it loses the connection while half-open.
-	reopenFor time.Duration
-	stats     Stats
+	stats   Stats
 }
 
 // NewClient returns a client for url, one server or a comma-separated list,
@@ -63,7 +58,7 @@ type snapshot struct {
 // goroutines start with its first call and end with Close; call Close also
 // when Connect failed.
 //
-// Options and their defaults: WithMaxReconnects (5), WithReconnectWait (2s),
+// Options and their defaults: WithMaxReconnects (-1), WithReconnectWait (2s),
 // WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s),
 // WithPingInterval (2m), WithName, WithJetStreamDomain, WithLogger, WithSlog,
 // WithTracerProvider, WithMeterProvider, WithPropagator, WithKVKeysInSpans,

@@ -3,6 +3,7 @@ package natsclient
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -79,7 +80,6 @@ type connEventKind int
 const (
 	evDisconnected connEventKind = iota
 	evReconnected
-	evReconnectFailed
 	evClosed
 	evAsyncError
 )
@@ -93,9 +93,23 @@ type connEvent struct {
 }
 
 // dialResult is the outcome of one dial, run off the supervisor loop.
+// dialer is the connection's own: it names the connection in the reports
+// of nats.go's reconnect loop (roundReport).
 type dialResult struct {
-	nc  *nats.Conn
-	err error
+	nc     *nats.Conn
+	dialer *lifeDialer
+	err    error
+}
+
+// roundReport comes from nats.go's reconnect loop before each of its waits
+// (its CustomReconnectDelayCB): failed is why the round of attempts before
+// it failed, nil before the first round. The supervisor counts the failure
+// and answers how long to wait, so that nats.go's next attempt and the
+// breaker's probe fall at the same instant, decided in one place.
+type roundReport struct {
+	dialer *lifeDialer
+	failed error
+	reply  chan time.Duration
 }
 
 // probeResult is the outcome of a probe of a live connection.

@@ -32,10 +32,11 @@
 // breaker rather than causing a reconnect loop. Connect dials with backoff
 // until ctx ends; a permanent error (bad credentials, a TLS failure) is
 // returned at once and matches ErrPermanent. Once connected, nats.go's own
-// reconnect runs first; when nats.go gives a connection up (after
-// WithMaxReconnects attempts) the supervisor dials a new one and subscribes
-// every Subscription again, so handles never go stale. Between the two,
-// calls fail at once with ErrNotConnected.
+// reconnect runs, at the pace the supervisor sets; when nats.go gives a
+// connection up (with WithMaxReconnects(n), after n attempts) the supervisor
+// dials a new one and subscribes every Subscription again, so handles never
+// go stale. Until the connection is back, calls fail at once with
+// ErrNotConnected.
 //
 // # Circuit breaker
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,12 +16,13 @@ import (
 
 // natsOptions builds the nats.go options for one dial: the client's settings,
 // then the user's, then the handlers the supervisor relies on, which call any
-// handler the user set through WithNATSOptions.
+// handler the user set through WithNATSOptions. It returns the dialer the
+// connection will use, which names the connection to the supervisor.
 //
 // An option that fails is the dial's error, never skipped: nats.go's
 // credentials option reads its file when applied, and dropping it would dial
 // without the credentials the user configured.
-func (s *supervisor) natsOptions() (nats.Options, error) {
+func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 	o := nats.GetDefaultOptions()
 	o.Servers = s.servers
 	o.Name = s.opts.name
@@ -31,7 +33,7 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	for _, opt := range s.opts.natsOptions {
 		if err := opt(&o); err != nil {
-			return o, &optionError{err}
+			return o, nil, &optionError{err}
 		}
 	}
 	eventc, done := s.eventc, s.done
@@ -55,12 +57,11 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 		}
 		forward(connEvent{kind: evReconnected, nc: nc})
 	}
-	o.ReconnectErrCB = func(nc *nats.Conn, err error) {
-		if userReconnectErr != nil {
-			userReconnectErr(nc, err)
-		}
-		forward(connEvent{kind: evReconnectFailed, nc: nc, err: err})
-	}
+	// A failed reconnect attempt is counted when nats.go asks how long to
+	// wait next (roundWait), not here: this callback runs later, on
+	// nats.go's callback goroutine, and misses failures after the TCP
+	// connection was made.
+	o.ReconnectErrCB = userReconnectErr
 	o.ClosedCB = func(nc *nats.Conn) {
 		if userClosed != nil {
 			userClosed(nc)
@@ -73,31 +74,37 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 		}
 		forward(connEvent{kind: evAsyncError, nc: nc, err: err})
 	}
-	o.CustomReconnectDelayCB = s.c.reconnectDelay
-	o.CustomDialer = &lifeDialer{life: s.life, timeout: s.opts.timeout}
+	dialer := &lifeDialer{life: s.life, timeout: s.opts.timeout}
+	o.CustomDialer = dialer
+	o.CustomReconnectDelayCB = func(round int) time.Duration { return s.roundWait(dialer, round) }
 	o.RetryOnFailedConnect = false
-	return o, nil
+	return o, dialer, nil
 }
 
-// reconnectDelay is nats.go's wait before its next reconnect attempt, by
-// the schedule of dialWait. It runs on nats.go's goroutine and reads only
-// the published snapshot. Setting it turns nats.go's own reconnect jitter
-// off; dialWait jitters every wait instead.
+// roundWait is nats.go's wait before its next round of reconnect attempts
+// (one attempt per server). nats.go calls it before each round, so a call
+// after the first follows a failed round: the failure goes to the supervisor,
+// which counts it and answers with the wait, by the schedule of dialWait,
+// ended on the process's wake-up grid. Asking, rather than computing the
+// wait from a published snapshot, is what keeps nats.go's attempts on the
+// breaker's schedule: nats.go calls this right after the attempt failed,
+// before any callback could have told the supervisor.
 //
-// nats.go calls it before each round of attempts, so a call after the first
-// follows a failed round. A round that failed after the TCP connection was
-// made (no INFO from a frozen server, a refused CONNECT, a failed TLS
-// handshake) reaches no other callback: it is reported here, from the error
-// nats.go kept, so that the breaker counts it. A failed dial leaves no error
-// there; ReconnectErrCB has reported it already.
-func (c *Client) reconnectDelay(attempt int) time.Duration {
-	snap := c.snap.Load()
-	if attempt > 1 && snap.conn != nil {
-		if err := snap.conn.LastError(); err != nil {
-			c.sup.reportFailure(snap.gen, fmt.Errorf("natsclient: reconnect: %w", err))
-		}
+// It blocks nats.go's reconnect goroutine, which holds no lock here, only
+// until the supervisor's loop takes the report; a supervisor that has
+// stopped answers nothing, and nats.go's loop ends at its next check for a
+// closed connection.
+func (s *supervisor) roundWait(dialer *lifeDialer, round int) time.Duration {
+	r := roundReport{dialer: dialer, reply: make(chan time.Duration, 1)}
+	if round > 1 {
+		r.failed = dialer.roundError()
 	}
-	return dialWait(snap.breaker, time.Until(snap.probeAt), snap.reopenFor, c.opts.reconnectWait, jitter)
+	select {
+	case s.roundc <- r:
+		return <-r.reply
+	case <-s.done:
+		return s.opts.reconnectWait
+	}
 }
 
 // probe proves that the server processes what nc sends: a flush round trip
@@ -119,13 +126,39 @@ func probe(nc *nats.Conn, timeout time.Duration) probeResult {
 
 // lifeDialer dials with the client's lifetime context, so that Close aborts a
 // dial in progress instead of waiting out its timeout. nats.go uses it for
-// the first dial and for its own reconnects.
+// the first dial and for its own reconnects. It keeps the connection's last
+// dial error, and the connection once the first dial returned it, for
+// roundError.
 type lifeDialer struct {
 	life    context.Context
 	timeout time.Duration
+	lastErr atomic.Pointer[error]
+	conn    atomic.Pointer[nats.Conn]
 }
 
 func (d *lifeDialer) Dial(network, address string) (net.Conn, error) {
 	dialer := net.Dialer{Timeout: d.timeout}
-	return dialer.DialContext(d.life, network, address)
+	conn, err := dialer.DialContext(d.life, network, address)
+	if err != nil {
+		d.lastErr.Store(&err)
+	} else {
+		d.lastErr.Store(nil)
+	}
+	return conn, err
+}
+
+// roundError is why the last round of reconnect attempts failed: an error
+// after the TCP connection was made (no INFO from a frozen server, a refused
+// CONNECT, a failed TLS handshake), which nats.go keeps as the connection's
+// last error, or else the dial's own.
+func (d *lifeDialer) roundError() error {
+	if nc := d.conn.Load(); nc != nil {
+		if err := nc.LastError(); err != nil {
+			return fmt.Errorf("natsclient: reconnect: %w", err)
+		}
+	}
+	if err := d.lastErr.Load(); err != nil {
+		return fmt.Errorf("natsclient: reconnect: %w", *err)
+	}
+	return fmt.Errorf("natsclient: reconnect: %w", nats.ErrConnectionReconnecting)
 }

@@ -15,7 +15,7 @@ import (
 
 // Defaults for the options. They are documented in NewClient and the README.
 const (
-	DefaultMaxReconnects           = 5
+	DefaultMaxReconnects           = -1
 	DefaultReconnectWait           = 2 * time.Second
 	DefaultTimeout                 = 5 * time.Second
 	DefaultCircuitBreakerThreshold = 5
@@ -87,9 +87,11 @@ func invalidOption(name string, format string, args ...any) error {
 }
 
 // WithMaxReconnects sets how many reconnect attempts one nats.go connection
-// makes before nats.go gives it up (-1: never; default 5). The client itself
-// never gives up before Close: when nats.go gives a connection up, the
-// supervisor dials a new one with the same backoff and breaker.
+// makes before nats.go gives it up (-1: never, the default). The client
+// itself never gives up before Close: when nats.go gives a connection up, the
+// supervisor dials a new one with the same backoff and breaker. The default
+// was 5; a new connection per dial after that cost a fleet of clients 2.5
+// times the CPU of keeping one (BENCHMARKS.md, "Fleet").
 func WithMaxReconnects(n int) Option {
 	return func(o *options) error {
 		if n < -1 {

@@ -74,6 +74,9 @@ type supervisor struct {
 	// (buffered, never waited on: see reportFailure) and nats.go's events.
 	failc  chan failureReport
 	eventc chan connEvent
+	// roundc carries nats.go's reconnect loop's reports, each waiting for
+	// the supervisor's answer (see roundReport).
+	roundc chan roundReport
 
 	// done is closed when the loop has ended; notifierDone when the
 	// goroutine that runs user callbacks has ended too.
@@ -93,8 +96,11 @@ type supervisor struct {
 	lastErr error
 
 	conn *nats.Conn
-	js   jetstream.JetStream
-	gen  uint64
+	// connDialer is conn's dialer, by which nats.go's reconnect loop for
+	// conn is told from one for a connection since replaced.
+	connDialer *lifeDialer
+	js         jetstream.JetStream
+	gen        uint64
 
 	// In-flight work, one channel each, nil when nothing is in flight so
 	// that the loop does not listen (raft's idiom). At most one of the two is
@@ -144,6 +150,7 @@ func newSupervisor(c *Client, servers []string) *supervisor {
 		unwatchc:       make(chan *watcher),
 		failc:          make(chan failureReport, failBuffer),
 		eventc:         make(chan connEvent),
+		roundc:         make(chan roundReport),
 		done:           make(chan struct{}),
 		notifierDone:   make(chan struct{}),
 		life:           life,
@@ -190,6 +197,8 @@ func (s *supervisor) run() {
 			s.handleFailureReport(r)
 		case ev := <-s.eventc:
 			s.handleConnEvent(ev)
+		case r := <-s.roundc:
+			s.handleRound(r)
 		case r := <-s.dialDone:
 			s.handleDialResult(r)
 		case r := <-s.probeDone:
@@ -284,8 +293,6 @@ func (s *supervisor) snapshot() *snapshot {
 	case s.state == StateClosed:
 		snap.blocked = ErrClosed
 	case s.breaker.state != BreakerClosed:
-		snap.probeAt = s.breaker.openUntil
-		snap.reopenFor = s.breaker.interval()
 		snap.blocked = &CircuitOpenError{Cause: s.breaker.lastErr, RetryAt: s.breaker.openUntil}
 	case s.conn == nil && s.connections > 0:
 		snap.blocked = errBetweenConnections(s.lastErr)

@@ -98,14 +98,17 @@ func (s *supervisor) startDial() {
 	s.enter(dialling, time.Time{})
 	done := make(chan dialResult, 1)
 	s.dialDone = done
-	opts, optErr := s.natsOptions()
+	opts, dialer, optErr := s.natsOptions()
 	go func() {
 		if optErr != nil {
 			done <- dialResult{err: optErr}
 			return
 		}
 		nc, err := opts.Connect()
-		done <- dialResult{nc: nc, err: err}
+		if nc != nil {
+			dialer.conn.Store(nc)
+		}
+		done <- dialResult{nc: nc, dialer: dialer, err: err}
 	}()
 }
 
@@ -124,20 +127,30 @@ func (s *supervisor) handleDialResult(r dialResult) {
 		r.nc.Close()
 		s.enter(idle, time.Time{})
 	default:
-		s.install(r.nc)
+		s.install(r.nc, r.dialer)
 	}
 }
 
-func (s *supervisor) dialFailed(err error) {
+// dialError redacts a failed dial's or reconnect round's error, logs it
+// (an error when dialling again cannot fix it, debug otherwise) and marks
+// it ErrPermanent when it is.
+func (s *supervisor) dialError(what string, err error) (_ error, permanent bool) {
 	err = redactError(err, s.servers)
-	permanent := isPermanent(err)
+	permanent = isPermanent(err)
 	level := slog.LevelDebug
 	if permanent {
 		level = slog.LevelError
 	}
-	s.opts.log(level, "dial failed", slog.String("server", redactServers(s.servers)), errAttr(err))
+	s.opts.log(level, what, slog.String("server", redactServers(s.servers)), errAttr(err))
 	if permanent {
 		err = permanentError(s.servers, err)
+	}
+	return err, permanent
+}
+
+func (s *supervisor) dialFailed(err error) {
+	err, permanent := s.dialError("dial failed", err)
+	if permanent {
 		s.lastErr = err
 	}
 	switch afterDialFailure(permanent, s.everConnected()) {
@@ -157,13 +170,13 @@ func (s *supervisor) dialFailed(err error) {
 		s.setState(StateDisconnected, err)
 		return
 	}
-	s.planDial(now, now.Add(jitter(s.opts.reconnectWait)))
+	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
 }
 
 // install makes nc the client's connection and re-establishes every
 // subscription made through the client on it.
-func (s *supervisor) install(nc *nats.Conn) {
-	s.conn = nc
+func (s *supervisor) install(nc *nats.Conn, dialer *lifeDialer) {
+	s.conn, s.connDialer = nc, dialer
 	s.gen++
 	if js, err := jetstream.New(nc); err == nil {
 		s.js = js
@@ -307,13 +320,31 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 		if fn := s.opts.onDisconnect; fn != nil {
 			s.notify(func() { fn(cause) })
 		}
-	case evReconnectFailed:
-		s.failure(ev.err)
 	case evReconnected:
 		s.startProbe()
 	case evAsyncError:
 		s.opts.log(slog.LevelWarn, "asynchronous error", stateAttr(s.state), errAttr(ev.err))
 	}
+}
+
+// handleRound answers nats.go's reconnect loop before its next round (see
+// roundWait): the round before failed, if r says so, and counts; an attempt
+// made once the breaker's interval had passed was the breaker's probe. The
+// answer is the wait until the next attempt: the breaker's probe while it is
+// open, which the timer also wakes the supervisor for, so that both happen
+// on the same grid point.
+func (s *supervisor) handleRound(r roundReport) {
+	now := time.Now()
+	if r.dialer != s.connDialer || s.phase >= closing {
+		r.reply <- s.opts.reconnectWait // a connection replaced or closing: nats.go's loop is ending
+		return
+	}
+	if r.failed != nil {
+		err, _ := s.dialError("reconnect failed", r.failed)
+		s.breaker.beginProbe(now) // when it is due: the failed attempt was the probe
+		s.failure(err)
+	}
+	r.reply <- aligned(now, dialWait(s.breaker.state, s.breaker.untilProbe(now), s.opts.reconnectWait, around))
 }
 
 // connectionClosed handles the end of the current connection: the end of a
@@ -323,7 +354,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 func (s *supervisor) connectionClosed() {
 	s.pastStats.add(s.conn.Stats())
 	cause := s.conn.LastError()
-	s.conn, s.js = nil, nil
+	s.conn, s.connDialer, s.js = nil, nil, nil
 	if s.phase == closing {
 		s.checkFinished()
 		return
@@ -337,7 +368,7 @@ func (s *supervisor) connectionClosed() {
 	now := time.Now()
 	s.enter(idle, time.Time{})
 	s.failure(cause)
-	s.planDial(now, now.Add(jitter(s.opts.reconnectWait)))
+	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {

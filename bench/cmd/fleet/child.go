@@ -99,19 +99,6 @@ func runChild(name string, n int, url string) error {
 	ups := make(chan time.Time, 4*n)
 	reconnected := func() { ups <- time.Now() }
 
-	if path := os.Getenv("FLEET_CPUPROFILE"); path != "" {
-		// A profile of the child's whole life, for finding what a failed
-		// dial costs: FLEET_CPUPROFILE=/tmp/x go run ./bench/cmd/fleet ...
-		f, err := os.Create(path + "." + name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	heap0, g0 := footprint()
 	closers := make([]closer, 0, n)
 	defer func() {
@@ -129,6 +116,22 @@ func runChild(name string, n int, url string) error {
 	heap1, g1 := footprint()
 	fmt.Fprintf(out, "ready %d %.2f\n", (int64(heap1)-int64(heap0))/int64(n), float64(g1-g0)/float64(n))
 	out.Flush()
+
+	if path := os.Getenv("FLEET_CPUPROFILE"); path != "" {
+		// A profile from the moment every client is connected: the
+		// outage and the return, not the fleet's first connections. For
+		// finding what a failed dial costs:
+		// FLEET_CPUPROFILE=/tmp/x go run ./bench/cmd/fleet -outage 40s ...
+		f, err := os.Create(path + "." + name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	stdinDone := make(chan struct{})
 	go func() {
