@@ -248,7 +248,6 @@ func (c *Client) Close(ctx context.Context) error {
 	if !c.sup.inCallback.Load() {
 		<-c.sup.notifierDone
 	}
-	c.tel.stop()
 	return err
 }
 
