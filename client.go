@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,12 @@ type Client struct {
 	tel *telemetry
 	// rejections counts calls the breaker failed fast.
 	rejections atomic.Uint64
+	// consumers holds the goroutines that run Consume handlers (goroutine
+	// ID → struct{}), so that a Close called from one is told apart, as one
+	// from a Subscription's handler is by the supervisor's registry: the
+	// drain waits for the consumer's deliveries, the caller's among them.
+	// A Domain view's consumers are its client's.
+	consumers sync.Map
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -160,6 +167,15 @@ func checkServerURL(i int, raw string) error {
 	return nil
 }
 
+// base is the client c is: c itself, or the client a Domain view was made
+// from.
+func (c *Client) base() *Client {
+	if c.root != nil {
+		return c.root
+	}
+	return c
+}
+
 // ensureRunning starts the supervisor on the first call that needs it, so a
 // client that is created and dropped unused leaves no goroutine behind.
 func (c *Client) ensureRunning() {
@@ -224,16 +240,20 @@ func (c *Client) connectAbandoned(err error) error {
 // is returned. Close is idempotent; later calls return nil. Called from inside
 // a client callback, it does not wait for that callback to return.
 //
-// Called from inside a Subscription's message handler, Close returns once
-// every other subscription has drained, without waiting for the calling
-// handler (whose subscription drains after it returns); the client's
-// goroutines end, and pending publishes are flushed, once it has returned.
+// Called from inside a Subscription's message handler or a Consume handler,
+// Close returns once every subscription other than the caller's has
+// drained, without waiting for the calling handler (whose subscription
+// drains after it returns); the client's goroutines end, and pending
+// publishes are flushed, once it has returned. Called by the goroutine
+// that reads a KV watcher's updates, Close returns too: watchers stop when
+// the client begins to close.
 func (c *Client) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
 	c.ensureRunning()
 	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
+	_, cmd.fromConsumer = c.consumers.Load(cmd.caller)
 	var err error
 	select {
 	case c.sup.closec <- cmd:
