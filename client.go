@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +37,12 @@ type Client struct {
 	tel *telemetry
 	// rejections counts calls the breaker failed fast.
 	rejections atomic.Uint64
+	// consumers holds the goroutines that run Consume handlers (goroutine
+	// ID → struct{}), so that a Close called from one is told apart, as one
+	// from a Subscription's handler is by the supervisor's registry: the
+	// drain waits for the consumer's deliveries, the caller's among them.
+	// A Domain view's consumers are its client's.
+	consumers sync.Map
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -155,6 +162,15 @@ func checkServerURL(i int, raw string) error {
 	return nil
 }
 
+// base is the client c is: c itself, or the client a Domain view was made
+// from.
+func (c *Client) base() *Client {
+	if c.root != nil {
+		return c.root
+	}
+	return c
+}
+
 // ensureRunning starts the supervisor on the first call that needs it, so a
 // client that is created and dropped unused leaves no goroutine behind.
 func (c *Client) ensureRunning() {
@@ -219,16 +235,20 @@ func (c *Client) connectAbandoned(err error) error {
 // is returned. Close is idempotent; later calls return nil. Called from inside
 // a client callback, it does not wait for that callback to return.
 //
-// Called from inside a Subscription's message handler, Close returns once
-// every other subscription has drained, without waiting for the calling
-// handler (whose subscription drains after it returns); the client's
-// goroutines end, and pending publishes are flushed, once it has returned.
+// Called from inside a Subscription's message handler or a Consume handler,
+// Close returns once every subscription other than the caller's has
+// drained, without waiting for the calling handler (whose subscription
+// drains after it returns); the client's goroutines end, and pending
+// publishes are flushed, once it has returned. Called by the goroutine
+// that reads a KV watcher's updates, Close returns too: watchers stop when
+// the client begins to close.
 func (c *Client) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
 	c.ensureRunning()
 	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
+	_, cmd.fromConsumer = c.consumers.Load(cmd.caller)
 	var err error
 	select {
 	case c.sup.closec <- cmd:
@@ -243,7 +263,6 @@ func (c *Client) Close(ctx context.Context) error {
 	if !c.sup.inCallback.Load() {
 		<-c.sup.notifierDone
 	}
-	c.tel.stop()
 	return err
 }
 
@@ -293,13 +312,15 @@ func (s *Stats) add(n nats.Statistics) {
 // Connect, or between connections while a new one is dialled) and ErrClosed
 // after Close; an invalid subject (or one too long for the server's control
 // line, see MaxControlLine) or nil ctx is an ErrInvalidArgument error and a
-// payload over the server's limit matches nats.ErrMaxPayload.
+// message over the server's limit (max_payload: the data, and the headers
+// a propagator adds) matches nats.ErrMaxPayload. Neither is sent, and
+// neither counts against the breaker.
 func (c *Client) Publish(ctx context.Context, subject string, data []byte) error {
 	if err := checkCall(ctx, subject); err != nil {
 		return err
 	}
 	if len(subject) > longSubject {
-		if err := checkLine(subject, "PUB", pubLineLen(subject, "", len(data), false)); err != nil {
+		if err := checkPub(subject, "", len(data), c.injects()); err != nil {
 			return err
 		}
 	}
@@ -311,12 +332,14 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 		return c.refused(s)
 	}
 	if err := s.conn.Publish(subject, data); err != nil {
-		return c.callFailed(s, "publish", subject, err)
+		return c.sendFailed(s, "publish", subject, data, nil, err)
 	}
 	return nil
 }
 
-// PublishMsg sends msg, with its headers, like Publish.
+// PublishMsg sends msg, with its headers, like Publish. The headers count
+// toward the server's max_payload with the data, and their size is written
+// on the protocol line, so both limits are checked with them.
 func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
 		return invalidArgument("nil message")
@@ -330,11 +353,7 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 		}
 	}
 	if len(msg.Subject)+len(msg.Reply) > longSubject {
-		op, headers := "PUB", len(msg.Header) > 0
-		if headers {
-			op = "HPUB"
-		}
-		if err := checkLine(msg.Subject, op, pubLineLen(msg.Subject, msg.Reply, len(msg.Data), headers)); err != nil {
+		if err := checkPub(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
 			return err
 		}
 	}
@@ -346,7 +365,7 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 		return c.refused(s)
 	}
 	if err := s.conn.PublishMsg(msg); err != nil {
-		return c.callFailed(s, "publish", msg.Subject, err)
+		return c.sendFailed(s, "publish", msg.Subject, msg.Data, msg, err)
 	}
 	return nil
 }
@@ -359,15 +378,13 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 	if err := checkCall(ctx, subject); err != nil {
 		return nil, err
 	}
-	if len(subject) > longSubject {
-		if err := checkLine(subject, "PUB", pubLineLen(subject, "", len(data), false)); err != nil {
-			return nil, err
-		}
+	s := c.snap.Load()
+	if err := c.checkRequest(s, subject, len(data), c.injects()); err != nil {
+		return nil, err
 	}
 	if c.tel != nil {
-		return c.requestObserved(ctx, &nats.Msg{Subject: subject, Data: data})
+		return c.requestObserved(ctx, s, &nats.Msg{Subject: subject, Data: data})
 	}
-	s := c.snap.Load()
 	if s.blocked != nil {
 		return nil, c.refused(s)
 	}
@@ -384,29 +401,38 @@ func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, erro
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
 	}
-	if c.tel != nil {
-		return c.requestObserved(ctx, msg)
-	}
 	s := c.snap.Load()
+	if err := c.checkRequest(s, msg.Subject, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
+		return nil, err
+	}
+	if c.tel != nil {
+		return c.requestObserved(ctx, s, msg)
+	}
 	if s.blocked != nil {
 		return nil, c.refused(s)
 	}
 	return c.roundTrip(ctx, s, msg.Subject, msg.Data, msg)
 }
 
-// roundTrip sends a request on s and waits for its reply: msg when the
-// request carries headers, subject and data when it has none.
-func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, data []byte, msg *nats.Msg) (*nats.Msg, error) {
-	if len(subject) > longSubject {
-		// The reply subject is an inbox of the connection: measure one.
-		op, headers := "PUB", msg != nil && len(msg.Header) > 0
-		if headers {
-			op = "HPUB"
-		}
-		if err := checkLine(subject, op, pubLineLen(subject, s.conn.NewRespInbox(), len(data), headers)); err != nil {
-			return nil, err
-		}
+// checkRequest refuses a request to subject whose protocol line would be
+// over MaxControlLine on the connection of s, which picks the reply inbox.
+// Without a connection there is no inbox to measure: the call is refused
+// anyway, as not connected.
+func (c *Client) checkRequest(s *snapshot, subject string, size int, headers bool) error {
+	if len(subject) <= longSubject || s.conn == nil {
+		return nil
 	}
+	return checkPub(subject, s.conn.NewRespInbox(), size, headers)
+}
+
+// injects reports whether sends may gain headers they were not given: a
+// propagator writes the trace context into them.
+func (c *Client) injects() bool { return c.tel != nil && c.tel.prop != nil }
+
+// roundTrip sends a request on s and waits for its reply: msg when the
+// request carries headers, subject and data when it has none. The caller
+// has checked the protocol line (checkRequest).
+func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, data []byte, msg *nats.Msg) (*nats.Msg, error) {
 	var (
 		reply *nats.Msg
 		err   error
@@ -436,7 +462,7 @@ func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, dat
 			// A slow responder is not a broken connection.
 			return nil, fmt.Errorf("natsclient: request %q: %w", subject, err)
 		}
-		return nil, c.callFailed(s, "request", subject, err)
+		return nil, c.sendFailed(s, "request", subject, data, msg, err)
 	}
 	return reply, nil
 }
@@ -517,12 +543,32 @@ func (c *Client) report(s *snapshot, err error) {
 // reports transport failures to the supervisor.
 func (c *Client) callFailed(s *snapshot, op, subject string, err error) error {
 	c.report(s, err)
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return fmt.Errorf("natsclient: %s %q: payload exceeds the server's max_payload of %d bytes: %w",
-			op, subject, s.conn.MaxPayload(), err)
-	}
 	if subject == "" {
 		return fmt.Errorf("natsclient: %s: %w", op, err)
 	}
 	return fmt.Errorf("natsclient: %s %q: %w", op, subject, err)
+}
+
+// sendFailed is callFailed for a send of data with msg's headers (msg nil:
+// none). A message over max_payload, which nats.go refused before sending
+// it, is told apart with its size and the limit.
+func (c *Client) sendFailed(s *snapshot, op, subject string, data []byte, msg *nats.Msg, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		hdr := 0
+		if msg != nil {
+			hdr = headerLen(msg.Header)
+		}
+		return fmt.Errorf("natsclient: %s %q: %w", op, subject, overMaxPayload(len(data), hdr, s.conn.MaxPayload(), err))
+	}
+	return c.callFailed(s, op, subject, err)
+}
+
+// overMaxPayload says that a message of data and hdr bytes (its headers,
+// which the server counts with the data) is over the server's max_payload.
+func overMaxPayload(data, hdr int, limit int64, err error) error {
+	if hdr == 0 {
+		return fmt.Errorf("%d bytes of data exceed the server's max_payload of %d bytes: %w", data, limit, err)
+	}
+	return fmt.Errorf("%d bytes of data and %d of headers exceed the server's max_payload of %d bytes: %w",
+		data, hdr, limit, err)
 }

@@ -27,6 +27,10 @@ type closeCmd struct {
 	// waits for it.
 	caller      uint64
 	fromHandler chan handlerClose
+	// fromConsumer is set when caller runs a Consume handler: the
+	// consumer's subscription is jetstream's, not in the supervisor's
+	// registry, so Close looks it up itself (Client.consumers).
+	fromConsumer bool
 }
 
 // handlerClose is what a Close called from a message handler waits for: the

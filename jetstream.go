@@ -273,6 +273,13 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 // PublishMsgToStream is PublishToStream for a message with headers of its
 // own. msg gains a Nats-Msg-Id header if it has none (and, with tracing,
 // the trace context headers); msg.Reply is ignored.
+//
+// A message whose protocol line would be over the server's control-line
+// limit (see MaxControlLine; a stream publish is a request, with an inbox
+// for the reply, and always carries headers) is an ErrInvalidArgument
+// error, and one whose data and headers are over the server's max_payload
+// matches nats.ErrMaxPayload. Neither is sent, and neither counts against
+// the breaker.
 func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
 		return nil, invalidArgument("publish to stream: nil message")
@@ -284,6 +291,13 @@ func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...
 		if opt == nil {
 			return nil, invalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
 		}
+	}
+	root := c
+	if c.root != nil {
+		root = c.root
+	}
+	if err := checkStreamPub(root.snap.Load(), msg); err != nil {
+		return nil, err // before the span: a refused message is not an operation
 	}
 	if msg.Header == nil {
 		msg.Header = nats.Header{}
@@ -321,12 +335,18 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 		if err == nil {
 			// The options set their headers on msg (WithMsgID replaces
 			// ours), the same ones on every attempt.
+			if err := checkStreamPub(s, msg); err != nil {
+				return nil, err // a connection dialled since the first check
+			}
 			actx, cancelAttempt := c.attemptCtx(ctx)
 			var ack *jetstream.PubAck
 			ack, err = s.js.PublishMsg(actx, msg, opts...)
 			cancelAttempt()
 			if err == nil {
 				return ack, nil
+			}
+			if errors.Is(err, nats.ErrMaxPayload) {
+				return nil, failed(attempt, overMaxPayload(len(msg.Data), headerLen(msg.Header), s.conn.MaxPayload(), err))
 			}
 			c.report(s, err)
 			if uerr := c.domain.unreachable(ctx, s, err); uerr != nil {
@@ -345,6 +365,18 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}
 	}
+}
+
+// checkStreamPub refuses a publish to a stream whose HPUB line would be over
+// MaxControlLine on the connection of s: the reply subject is an inbox of
+// that connection, and JetStream's publish options may add headers as it is
+// sent (see pubLineLen). Without a connection there is nothing to measure:
+// the publish is refused anyway, as not connected.
+func checkStreamPub(s *snapshot, msg *nats.Msg) error {
+	if len(msg.Subject) <= longSubject || s.conn == nil {
+		return nil
+	}
+	return checkPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
 }
 
 // streamCaptures is asked when a publish to subject found no responders:

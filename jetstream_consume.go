@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,17 +76,38 @@ func (cs *Consumption) Done() <-chan struct{} { return cs.done }
 // start binds or creates the consumer on the connection of snapshot s and
 // starts consuming it.
 func (cs *Consumption) start(ctx context.Context, s *snapshot) (session[struct{}], error) {
-	cc, err := cs.consume(ctx, s)
+	sess := &consumeSession{cs: cs}
+	cc, err := cs.consume(ctx, s, sess)
 	if err != nil {
 		return session[struct{}]{}, err
 	}
 	return session[struct{}]{stop: func() {
 		cc.Stop()
 		<-cc.Closed()
+		cs.c.base().consumers.Delete(sess.goroutine.Load())
 	}}, nil
 }
 
-func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.ConsumeContext, error) {
+// consumeSession is one ConsumeContext's deliveries. jetstream runs them all
+// on the goroutine of the subscription behind it, which the first delivery
+// records, once, in the client's consumers: a Close called from the handler
+// must not wait for the drain of that subscription, which waits for the
+// handler.
+type consumeSession struct {
+	cs        *Consumption
+	goroutine atomic.Uint64 // 0 until the first delivery
+}
+
+func (sess *consumeSession) deliver(msg jetstream.Msg) {
+	if sess.goroutine.Load() == 0 {
+		id := goroutineID()
+		sess.goroutine.Store(id)
+		sess.cs.c.base().consumers.Store(id, struct{}{})
+	}
+	sess.cs.deliver(msg)
+}
+
+func (cs *Consumption) consume(ctx context.Context, s *snapshot, sess *consumeSession) (jetstream.ConsumeContext, error) {
 	ctx, cancel := cs.c.bounded(ctx)
 	defer cancel()
 	cons, err := s.js.Consumer(ctx, cs.stream, cs.consumer)
@@ -99,7 +121,7 @@ func (cs *Consumption) consume(ctx context.Context, s *snapshot) (jetstream.Cons
 		cs.c.report(s, err)
 		return nil, fmt.Errorf("natsclient: consume %s/%s: %w", cs.stream, cs.consumer, err)
 	}
-	cc, err := cons.Consume(cs.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	cc, err := cons.Consume(sess.deliver, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		cs.c.opts.log(slog.LevelWarn, "consumer error", slog.String("stream", cs.stream), slog.String("consumer", cs.consumer), errAttr(err))
 	}))
 	if err != nil {

@@ -453,10 +453,8 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 	if err := tooLong(kv.bucket.name, "pattern", pattern); err != nil {
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern), err: err}
 	}
-	w := &kvWatcher{kv: kv, pattern: pattern, opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
-	w.follower = follower[jetstream.KeyValueEntry]{c: kv.c, what: "kv watch " + kv.bucket.name + "/" + pattern,
-		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }}
-	if err := w.follow(ctx); err != nil {
+	w, err := newKVWatcher(ctx, kv.bucket, []string{pattern}, opts)
+	if err != nil {
 		return nil, kv.classify("watch", pattern, false, err)
 	}
 	return w, nil

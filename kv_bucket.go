@@ -270,18 +270,38 @@ func (h *bucketHandle) Purge(ctx context.Context, key string, opts ...jetstream.
 	return h.keyErr(ctx, key, func(kv jetstream.KeyValue) error { return kv.Purge(ctx, key, opts...) })
 }
 
+// Watch, WatchAll and WatchFiltered return the client's own watcher (see
+// kvWatcher), as KVStore.Watch does: it follows the client to each new
+// connection, and a Close called by the goroutine that reads its updates
+// returns. Its Stop returns nil, also after ctx ended.
 func (h *bucketHandle) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	return keyCall(h, ctx, keys, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, keys, opts...) })
+	if err := tooLong(h.name, "key", keys); err != nil {
+		return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
+	}
+	return h.watch(ctx, []string{keys}, opts)
 }
 
 func (h *bucketHandle) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx, opts...) })
+	return h.watch(ctx, []string{jetstream.AllKeys}, opts)
 }
 
 func (h *bucketHandle) WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	return kvCall(h, ctx, func(kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
-		return kv.WatchFiltered(ctx, keys, opts...)
-	})
+	for _, key := range keys {
+		if err := tooLong(h.name, "key", key); err != nil {
+			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
+		}
+	}
+	return h.watch(ctx, keys, opts)
+}
+
+// watch returns a watcher of keys, or nil (not a nil *kvWatcher in the
+// interface) with the error.
+func (h *bucketHandle) watch(ctx context.Context, keys []string, opts []jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	w, err := newKVWatcher(ctx, h, keys, opts)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 func (h *bucketHandle) Keys(ctx context.Context, opts ...jetstream.WatchOpt) ([]string, error) {

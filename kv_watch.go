@@ -2,25 +2,45 @@ package natsclient
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvWatcher is the jetstream.KeyWatcher KVStore.Watch returns. jetstream's
-// own watcher is an ordered consumer that survives nats.go's reconnects but
-// dies with its connection; this one follows the client to each new
-// connection, resuming after the last revision it delivered, so that a
-// watcher a user holds never goes stale.
+// kvWatcher is the jetstream.KeyWatcher KVStore.Watch and a bucket's watch
+// methods return. jetstream's own watcher is an ordered consumer that
+// survives nats.go's reconnects but dies with its connection; this one
+// follows the client to each new connection, resuming after the last
+// revision it delivered, so that a watcher a user holds never goes stale.
+//
+// It also stops when the client begins to close, and then reads what
+// jetstream's watcher still holds: jetstream's subscription blocks while its
+// channel is full, and the connection's drain waits for it, so a Close
+// called by the goroutine that reads Updates would otherwise wait for
+// itself.
 type kvWatcher struct {
 	follower[jetstream.KeyValueEntry]
-	kv      *KVStore
-	pattern string
+	h       *bucketHandle
+	keys    []string
 	opts    []jetstream.WatchOpt
 	updates chan jetstream.KeyValueEntry
 
 	// Kept by the follower's goroutine alone.
 	lastRev  uint64 // the last revision delivered; 0: none
 	initDone bool   // the end of the initial values was delivered
+}
+
+// newKVWatcher starts watching keys (subjects in the bucket, with
+// wildcards) in h's bucket; ctx ends the watch.
+func newKVWatcher(ctx context.Context, h *bucketHandle, keys []string, opts []jetstream.WatchOpt) (*kvWatcher, error) {
+	w := &kvWatcher{h: h, keys: slices.Clone(keys), opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
+	w.follower = follower[jetstream.KeyValueEntry]{c: h.c, what: "kv watch " + h.name + "/" + strings.Join(keys, ","),
+		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }}
+	if err := w.follow(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // watchBuffer is how many entries a watcher holds for a slow reader, as
@@ -43,7 +63,7 @@ func (w *kvWatcher) Stop() error {
 // start watches on the current connection, from the revision after the last
 // one delivered when this is not the first session.
 func (w *kvWatcher) start(ctx context.Context, _ *snapshot) (session[jetstream.KeyValueEntry], error) {
-	s, b, err := w.kv.bucket.bind(ctx)
+	s, b, err := w.h.bind(ctx)
 	if err != nil {
 		return session[jetstream.KeyValueEntry]{}, err
 	}
@@ -51,12 +71,21 @@ func (w *kvWatcher) start(ctx context.Context, _ *snapshot) (session[jetstream.K
 	if w.lastRev > 0 {
 		opts = append(opts[:len(opts):len(opts)], jetstream.ResumeFromRevision(w.lastRev+1))
 	}
-	inner, err := b.kv.Watch(ctx, w.pattern, opts...)
+	// jetstream prefixes the keys in the slice it is given: a copy each time.
+	inner, err := b.kv.WatchFiltered(ctx, slices.Clone(w.keys), opts...)
 	if err != nil {
-		w.kv.c.report(s, err)
+		w.h.c.report(s, err)
 		return session[jetstream.KeyValueEntry]{}, err
 	}
-	return session[jetstream.KeyValueEntry]{items: inner.Updates(), stop: func() { _ = inner.Stop() }}, nil
+	return session[jetstream.KeyValueEntry]{items: inner.Updates(), stop: func() {
+		// jetstream's subscription may be blocked handing an entry to
+		// its full channel: read the channel until jetstream closes it,
+		// which it does once the subscription has ended, so that no
+		// goroutine of nats.go's stays blocked (nor a drain waiting for it).
+		_ = inner.Stop()
+		for range inner.Updates() {
+		}
+	}}, nil
 }
 
 // deliver passes an entry on to Updates. A resumed watch ends its own
@@ -74,6 +103,8 @@ func (w *kvWatcher) deliver(ctx context.Context, e jetstream.KeyValueEntry) bool
 	case w.updates <- e:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-w.h.c.sup.life.Done(): // the client is closing: see kvWatcher
 		return false
 	}
 }

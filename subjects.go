@@ -46,6 +46,13 @@ func validateSubject(subject string, wildcards bool) error {
 // every attempt. Servers do not announce their limit; against one configured
 // lower, such a call costs a connection, and the breaker and its backoff
 // bound how often.
+//
+// The server measures less than the whole line: the arguments after the
+// operation name, without the CRLF ("subject [reply] [header size] size").
+// The client counts the name and the CRLF too, so it is a few bytes
+// stricter than the server, never looser. A message's headers are not part
+// of the line (they count toward max_payload, with the data), but their
+// size is written on it.
 const MaxControlLine = 4096
 
 // longSubject is the length from which the hot path checks the protocol
@@ -54,24 +61,39 @@ const MaxControlLine = 4096
 const longSubject = MaxControlLine / 2
 
 // Widths in bytes of the protocol line's parts other than the subject, as
-// nats.go writes them. A subscription ID is at most a uint64.
+// nats.go writes them. A subscription ID is at most a uint64. A message's
+// sizes are at most max_payload, an int32 on the server (nats.go refuses a
+// larger message before sending it), so at most sizeWidth digits each.
 const (
-	sidWidth = len("18446744073709551615")
-	crlf     = len("\r\n")
+	sidWidth  = len("18446744073709551615")
+	sizeWidth = len("2147483647")
+	crlf      = len("\r\n")
 )
 
-// pubLineLen is the length of the PUB (or, with headers, HPUB) line that
-// sends size bytes to subject. With headers the header length is at most
-// size, so its digits are counted as size's.
+// pubLineLen is the length of the PUB line that sends size bytes to subject
+// or, when headers is set, the longest HPUB line that can send them with
+// headers: the header size and the total are counted at sizeWidth, since
+// the headers that go out may be known only as they are sent (a propagator
+// injects the trace context, JetStream's publish options add theirs).
 func pubLineLen(subject, reply string, size int, headers bool) int {
 	n := len("PUB ") + len(subject) + 1 + digits(size) + crlf
 	if headers {
-		n += len("H") + digits(size) + 1
+		n += len("H") + sizeWidth + 1 + sizeWidth - digits(size)
 	}
 	if reply != "" {
 		n += len(reply) + 1
 	}
 	return n
+}
+
+// checkPub refuses a message whose PUB or HPUB line (see pubLineLen) would
+// be over MaxControlLine.
+func checkPub(subject, reply string, size int, headers bool) error {
+	op := "PUB"
+	if headers {
+		op = "HPUB"
+	}
+	return checkLine(subject, op, pubLineLen(subject, reply, size, headers))
 }
 
 // subLineLen is the length of the SUB line for subject and queue, with the

@@ -38,8 +38,9 @@ func TestPlainSubjectTakesTheCommonCase(t *testing.T) {
 }
 
 // The control-line check counts the line nats.go writes, byte for byte; with
-// headers the header length is counted at the width of the total size, its
-// upper bound, and a subscription ID at the width of the largest uint64.
+// headers the header size and the total are counted at the width of the
+// largest max_payload (an int32), their upper bound, and a subscription ID
+// at the width of the largest uint64.
 func TestProtocolLineLengths(t *testing.T) {
 	for _, tc := range []struct {
 		got  int
@@ -48,7 +49,8 @@ func TestProtocolLineLengths(t *testing.T) {
 		{pubLineLen("a.b", "", 5, false), "PUB a.b 5\r\n"},
 		{pubLineLen("a.b", "_INBOX.x", 12345, false), "PUB a.b _INBOX.x 12345\r\n"},
 		{pubLineLen("a.b", "", 0, false), "PUB a.b 0\r\n"},
-		{pubLineLen("a.b", "r", 10, true), "HPUB a.b r 10 10\r\n"},
+		{pubLineLen("a.b", "r", 10, true), "HPUB a.b r 2147483647 2147483647\r\n"},
+		{pubLineLen("a.b", "", 0, true), "HPUB a.b 2147483647 2147483647\r\n"},
 		{subLineLen("a.>", ""), "SUB a.> 18446744073709551615\r\n"},
 		{subLineLen("a.>", "q"), "SUB a.> q 18446744073709551615\r\n"},
 	} {

@@ -223,6 +223,11 @@ func (s *supervisor) exit() {
 		w.stop()
 		close(w.ch)
 	}
+	// Every Close ends here, also one called from a message handler that
+	// returned before the client finished: the metrics callback is
+	// unregistered before the closed callback runs, so a meter provider
+	// that outlives the client no longer observes it.
+	s.c.tel.stop()
 	if s.opts.onClosed != nil {
 		s.callbacks = append(s.callbacks, s.opts.onClosed)
 	}

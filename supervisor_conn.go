@@ -382,6 +382,9 @@ func (s *supervisor) handleClose(cmd closeCmd) {
 			break
 		}
 	}
+	if fromHandler == nil && cmd.fromConsumer {
+		fromHandler = s.othersDrained(nil) // every subscription is another's
+	}
 	switch {
 	case s.phase == closing && fromHandler == nil:
 		s.closeWaiters = append(s.closeWaiters, cmd)
@@ -399,7 +402,8 @@ func (s *supervisor) handleClose(cmd closeCmd) {
 }
 
 // othersDrained lists the drains a Close called from caller's handler
-// waits for: those of every other subscription on the connection.
+// waits for: those of every other subscription on the connection (all of
+// them when caller is nil: a Consume handler's).
 func (s *supervisor) othersDrained(caller *Subscription) *handlerClose {
 	hc := &handlerClose{}
 	for sub := range s.subs {

@@ -375,8 +375,19 @@ func TestTelemetryNothingRecordedForBadInput(t *testing.T) {
 		"Request bad subject":         func() error { _, err := o.Client.Request(ctx, "a..b", nil); return err }(),
 		"PublishToStream bad subject": func() error { _, err := o.Client.PublishToStream(ctx, "", nil); return err }(),
 		"PublishMsgToStream nil":      func() error { _, err := o.Client.PublishMsgToStream(ctx, nil); return err }(),
-		"SubscribeFunc nil handler":   func() error { _, err := o.Client.SubscribeFunc("a", nil); return err }(),
-		"SubscribeFunc bad subject":   func() error { _, err := o.Client.SubscribeFunc("a b", func(context.Context, *nats.Msg) {}); return err }(),
+		// Without trace headers the first two would fit the control line; with
+		// them they are HPUB lines too long for it.
+		"Publish over the control line with trace headers": o.Client.Publish(ctx, longSubject(4080), nil),
+		"Request over the control line with trace headers": func() error {
+			_, err := o.Client.Request(ctx, longSubject(4040), nil)
+			return err
+		}(),
+		"PublishToStream over the control line": func() error {
+			_, err := o.Client.PublishToStream(ctx, longSubject(4050), nil)
+			return err
+		}(),
+		"SubscribeFunc nil handler": func() error { _, err := o.Client.SubscribeFunc("a", nil); return err }(),
+		"SubscribeFunc bad subject": func() error { _, err := o.Client.SubscribeFunc("a b", func(context.Context, *nats.Msg) {}); return err }(),
 		"QueueSubscribeFunc bad queue": func() error {
 			_, err := o.Client.QueueSubscribeFunc("a", "q q", func(context.Context, *nats.Msg) {})
 			return err

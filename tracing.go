@@ -49,14 +49,14 @@ func (c *Client) publishOn(subject string, data []byte, msg *nats.Msg) error {
 		err = s.conn.Publish(subject, data)
 	}
 	if err != nil {
-		return c.callFailed(s, "publish", subject, err)
+		return c.sendFailed(s, "publish", subject, data, msg, err)
 	}
 	return nil
 }
 
-// requestObserved is Request and RequestMsg with a producer span that lasts
-// until the reply arrives.
-func (c *Client) requestObserved(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
+// requestObserved is Request and RequestMsg, on snapshot s, with a producer
+// span that lasts until the reply arrives.
+func (c *Client) requestObserved(ctx context.Context, s *snapshot, msg *nats.Msg) (*nats.Msg, error) {
 	t := c.tel
 	op := t.begin(ctx, opSend, sendSpanName(msg.Subject), msg.Subject, len(msg.Data), trace.SpanKindProducer, true)
 	t.inject(op.ctx, msg)
@@ -64,7 +64,7 @@ func (c *Client) requestObserved(ctx context.Context, msg *nats.Msg) (*nats.Msg,
 		reply *nats.Msg
 		err   error
 	)
-	if s := c.snap.Load(); s.blocked != nil {
+	if s.blocked != nil {
 		err = c.refused(s)
 	} else {
 		reply, err = c.roundTrip(ctx, s, msg.Subject, msg.Data, msg)
