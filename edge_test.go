@@ -24,12 +24,12 @@ type edgeSite struct {
 	mirror    jetstream.KeyValue // the leaf's mirror of cfg
 }
 
-func newEdgeSite(t *testing.T) *edgeSite {
+func newEdgeSite(t *testing.T, opts ...natsclient.Option) *edgeSite {
 	t.Helper()
 	hub := natstest.NewServer(t, natstest.WithJetStreamDomain("hub"), natstest.WithLeafNodes())
 	leaf := natstest.NewLeaf(t, hub, natstest.WithJetStreamDomain("edge"))
 	leaf.WaitForHubLink(true)
-	client := edgeClient(t, leaf)
+	client := edgeClient(t, leaf, opts...)
 	hubJS, err := client.Domain("hub")
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +53,15 @@ func newEdgeSite(t *testing.T) *edgeSite {
 	return &edgeSite{hub: hub, leaf: leaf, client: client, hubJS: hubJS, mirror: mirror}
 }
 
-func edgeClient(t *testing.T, leaf *natstest.Server) *natsclient.Client {
+// edgeClient connects a client to leaf in domain "edge"; opts come after
+// the defaults and may override them.
+func edgeClient(t *testing.T, leaf *natstest.Server, opts ...natsclient.Option) *natsclient.Client {
 	t.Helper()
-	client, err := natsclient.NewClient(leaf.URL(),
+	client, err := natsclient.NewClient(leaf.URL(), append([]natsclient.Option{
 		natsclient.WithJetStreamDomain("edge"),
-		natsclient.WithReconnectWait(50*time.Millisecond),
+		natsclient.WithReconnectWait(50 * time.Millisecond),
 		natsclient.WithMaxBackoff(time.Second),
-		natsclient.WithMaxReconnects(-1))
+		natsclient.WithMaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
