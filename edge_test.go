@@ -291,3 +291,46 @@ func TestNewKVStoreWithAnotherDomainsHandle(t *testing.T) {
 		t.Fatalf("hub's bucket has %v, %v", e, err)
 	}
 }
+
+// A value too large for the origin bucket is refused by the origin, where
+// the write goes: the error quotes the origin's MaxValueSize, not the
+// mirror's, and nothing is stored on either side.
+func TestKVStoreThroughAMirrorQuotesTheOriginsValueLimit(t *testing.T) {
+	site := newEdgeSite(t)
+	ctx := testContext(t)
+	origin, err := site.hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "small", MaxValueSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := site.client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{
+		Bucket:       "small",
+		MaxValueSize: 8192,
+		Mirror:       &jetstream.StreamSource{Name: "small", Domain: "hub"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := site.client.NewKVStore(mirror)
+	value := []byte(strings.Repeat("v", 2000)) // within the mirror's limit, over the origin's
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"Put", func() error { _, err := store.Put(ctx, "k", value); return err }},
+		{"Create", func() error { _, err := store.Create(ctx, "k", value); return err }},
+	} {
+		err := op.call()
+		if !errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) || !errors.Is(err, natsclient.ErrInvalidArgument) ||
+			!strings.Contains(err.Error(), "MaxValueSize of 1024 bytes") || strings.Contains(err.Error(), "8192") {
+			t.Fatalf("%s of %d bytes through the mirror: %v; want a refusal quoting the origin's MaxValueSize of 1024 bytes",
+				op.name, len(value), err)
+		}
+		t.Logf("%s: %v", op.name, err)
+	}
+	if _, err := origin.Get(ctx, "k"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the origin holds k after the refused writes: %v", err)
+	}
+	if _, err := mirror.Get(ctx, "k"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the mirror holds k after the refused writes: %v", err)
+	}
+}
