@@ -229,13 +229,7 @@ func startEdgeServer(domain string, remote *server.RemoteLeafOpts) (*edgeServer,
 		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{remote}
 		opts.LeafNode.ReconnectInterval = 200 * time.Millisecond
 	} else {
-		port, err := freePort()
-		if err != nil {
-			os.RemoveAll(store)
-			return nil, err
-		}
-		opts.LeafNode.Host, opts.LeafNode.Port, opts.LeafNode.NoAdvertise = "127.0.0.1", port, true
-		e.leafAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		opts.LeafNode.Host, opts.LeafNode.Port, opts.LeafNode.NoAdvertise = "127.0.0.1", server.RANDOM_PORT, true
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -248,6 +242,15 @@ func startEdgeServer(domain string, remote *server.RemoteLeafOpts) (*edgeServer,
 		e.stop()
 		return nil, fmt.Errorf("%s server not ready within 10s", domain)
 	}
+	if remote == nil {
+		// The port nats-server picked, as its monitoring report gives it.
+		v, err := srv.Varz(nil)
+		if err != nil {
+			e.stop()
+			return nil, fmt.Errorf("%s server's leaf node port: %w", domain, err)
+		}
+		e.leafAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(v.LeafNode.Port))
+	}
 	return e, nil
 }
 
@@ -257,17 +260,6 @@ func (e *edgeServer) stop() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	os.RemoveAll(e.store)
-}
-
-// freePort finds a port for the hub's leaf node listener, which nats-server
-// does not report when it picks one itself.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // hubLink is a TCP relay between the leaf and the hub's leaf node
