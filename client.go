@@ -458,11 +458,7 @@ func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, dat
 		cancel()
 	}
 	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) {
-			// A slow responder is not a broken connection.
-			return nil, fmt.Errorf("natsclient: request %q: %w", subject, err)
-		}
-		return nil, c.sendFailed(s, "request", subject, data, msg, err)
+		return nil, c.sendFailed(s, "request", subject, data, msg, err) // a timeout is not counted (isTransportFailure)
 	}
 	return reply, nil
 }
@@ -486,7 +482,8 @@ func (c *Client) Flush(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); ok {
 		err = s.conn.FlushWithContext(ctx)
 	} else if err = s.conn.FlushTimeout(c.opts.timeout); errors.Is(err, nats.ErrTimeout) {
-		err = fmt.Errorf("%w after %v", err, c.opts.timeout)
+		// The connected server itself did not answer: this timeout counts.
+		err = connectionTimeout(fmt.Errorf("%w after %v", err, c.opts.timeout))
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -78,6 +78,15 @@ func (d *jsDomain) unreachable(ctx context.Context, s *snapshot, err error) erro
 	return nil
 }
 
+// label is what an error of a call in the domain adds to say where it went:
+// ` in JetStream domain "hub"`; "" for the default domain.
+func (d *jsDomain) label() string {
+	if d == nil || d.name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" in JetStream domain %q", d.name)
+}
+
 // validateDomain refuses what the server would not take as a domain name.
 func validateDomain(what, name string) error {
 	if err := validateStreamName("JetStream domain", name); err != nil {

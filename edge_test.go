@@ -24,12 +24,12 @@ type edgeSite struct {
 	mirror    jetstream.KeyValue // the leaf's mirror of cfg
 }
 
-func newEdgeSite(t *testing.T) *edgeSite {
+func newEdgeSite(t *testing.T, opts ...natsclient.Option) *edgeSite {
 	t.Helper()
 	hub := natstest.NewServer(t, natstest.WithJetStreamDomain("hub"), natstest.WithLeafNodes())
 	leaf := natstest.NewLeaf(t, hub, natstest.WithJetStreamDomain("edge"))
 	leaf.WaitForHubLink(true)
-	client := edgeClient(t, leaf)
+	client := edgeClient(t, leaf, opts...)
 	hubJS, err := client.Domain("hub")
 	if err != nil {
 		t.Fatal(err)
@@ -53,13 +53,15 @@ func newEdgeSite(t *testing.T) *edgeSite {
 	return &edgeSite{hub: hub, leaf: leaf, client: client, hubJS: hubJS, mirror: mirror}
 }
 
-func edgeClient(t *testing.T, leaf *natstest.Server) *natsclient.Client {
+// edgeClient connects a client to leaf in domain "edge"; opts come after
+// the defaults and may override them.
+func edgeClient(t *testing.T, leaf *natstest.Server, opts ...natsclient.Option) *natsclient.Client {
 	t.Helper()
-	client, err := natsclient.NewClient(leaf.URL(),
+	client, err := natsclient.NewClient(leaf.URL(), append([]natsclient.Option{
 		natsclient.WithJetStreamDomain("edge"),
-		natsclient.WithReconnectWait(50*time.Millisecond),
+		natsclient.WithReconnectWait(50 * time.Millisecond),
 		natsclient.WithMaxBackoff(time.Second),
-		natsclient.WithMaxReconnects(-1))
+		natsclient.WithMaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,5 +289,48 @@ func TestNewKVStoreWithAnotherDomainsHandle(t *testing.T) {
 	}
 	if e, err := foreign.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
 		t.Fatalf("hub's bucket has %v, %v", e, err)
+	}
+}
+
+// A value too large for the origin bucket is refused by the origin, where
+// the write goes: the error quotes the origin's MaxValueSize, not the
+// mirror's, and nothing is stored on either side.
+func TestKVStoreThroughAMirrorQuotesTheOriginsValueLimit(t *testing.T) {
+	site := newEdgeSite(t)
+	ctx := testContext(t)
+	origin, err := site.hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "small", MaxValueSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror, err := site.client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{
+		Bucket:       "small",
+		MaxValueSize: 8192,
+		Mirror:       &jetstream.StreamSource{Name: "small", Domain: "hub"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := site.client.NewKVStore(mirror)
+	value := []byte(strings.Repeat("v", 2000)) // within the mirror's limit, over the origin's
+	for _, op := range []struct {
+		name string
+		call func() error
+	}{
+		{"Put", func() error { _, err := store.Put(ctx, "k", value); return err }},
+		{"Create", func() error { _, err := store.Create(ctx, "k", value); return err }},
+	} {
+		err := op.call()
+		if !errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) || !errors.Is(err, natsclient.ErrInvalidArgument) ||
+			!strings.Contains(err.Error(), "MaxValueSize of 1024 bytes") || strings.Contains(err.Error(), "8192") {
+			t.Fatalf("%s of %d bytes through the mirror: %v; want a refusal quoting the origin's MaxValueSize of 1024 bytes",
+				op.name, len(value), err)
+		}
+		t.Logf("%s: %v", op.name, err)
+	}
+	if _, err := origin.Get(ctx, "k"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the origin holds k after the refused writes: %v", err)
+	}
+	if _, err := mirror.Get(ctx, "k"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the mirror holds k after the refused writes: %v", err)
 	}
 }

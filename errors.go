@@ -73,13 +73,13 @@ var errNilContext = invalidArgument("nil context")
 
 // transportErrors are the nats.go errors that say the connection to the
 // server failed, as opposed to the caller's request being refused.
+// nats.ErrTimeout is not among them: see connectionTimeout.
 var transportErrors = []error{
 	nats.ErrConnectionClosed,
 	nats.ErrConnectionReconnecting,
 	nats.ErrReconnectBufExceeded,
 	nats.ErrStaleConnection,
 	nats.ErrNoServers,
-	nats.ErrTimeout,
 	nats.ErrInvalidConnection,
 	nats.ErrDisconnected,
 	io.EOF,
@@ -90,15 +90,37 @@ var transportErrors = []error{
 	syscall.EPIPE,
 }
 
+// connTimeoutError marks a timeout of the connection itself: the server the
+// client is connected to did not answer a flush (its PONG) in time.
+type connTimeoutError struct{ err error }
+
+func (e *connTimeoutError) Error() string { return e.err.Error() }
+func (e *connTimeoutError) Unwrap() error { return e.err }
+
+// connectionTimeout marks err, a timeout waiting for the connected server's
+// own answer, as one the breaker counts.
+func connectionTimeout(err error) error { return &connTimeoutError{err: err} }
+
 // isTransportFailure decides what the breaker counts. It is the single place
 // where that decision lives (see docs/design.md, "What counts as a failure"):
 // dial failures, a closed or stale connection, a full reconnect buffer and
-// timeouts of our own count; the caller's context ending, no responders,
-// invalid subjects, oversized payloads and anything the server refused for
-// the data's sake do not.
+// the connected server not answering a flush in time count; the caller's
+// context ending, no responders, invalid subjects, oversized payloads and
+// anything the server refused for the data's sake do not.
+//
+// Nor does a request's timeout (nats.ErrTimeout, or the deadline of a
+// JetStream call): it says that whoever answers the request did not answer
+// in time, and that may be a service, a stream leader on another server, or
+// the JetStream of a hub behind a leaf node's frozen or slow link, while the
+// client's own connection is fine. Whether the connection answers is what
+// the breaker is about, and a flush or the supervisor's probe asks it.
 func isTransportFailure(err error) bool {
 	if err == nil {
 		return false
+	}
+	var connTimeout *connTimeoutError
+	if errors.As(err, &connTimeout) {
+		return true
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrInvalidArgument) || errors.Is(err, nats.ErrNoResponders) ||

@@ -26,11 +26,14 @@ func TestFailureClassification(t *testing.T) {
 	transport := []error{
 		nats.ErrConnectionClosed, nats.ErrReconnectBufExceeded, nats.ErrStaleConnection,
 		nats.ErrNoServers, opErr, wrap(nats.ErrConnectionClosed), wrap(syscall.ECONNRESET),
+		connectionTimeout(nats.ErrTimeout), wrap(connectionTimeout(fmt.Errorf("%w after 5s", nats.ErrTimeout))),
 	}
 	callers := []error{
 		nil, context.Canceled, context.DeadlineExceeded, wrap(context.DeadlineExceeded),
 		nats.ErrNoResponders, nats.ErrBadSubject, nats.ErrMaxPayload, errNilContext,
 		badSubject("a b", "whitespace"), fmt.Errorf("decode: %w", fmt.Errorf("bad json")),
+		// A request's timeout: the responder, not the connection, was slow.
+		nats.ErrTimeout, wrap(nats.ErrTimeout),
 	}
 	for _, err := range transport {
 		if !isTransportFailure(err) {

@@ -107,7 +107,7 @@ func jsOnce[T any](c *Client, ctx context.Context, what string, fn func(context.
 		if uerr := c.domain.unreachable(bctx, s, err); uerr != nil {
 			err = uerr
 		}
-		return zero, s, fmt.Errorf("natsclient: %s: %w", what, err)
+		return zero, s, fmt.Errorf("natsclient: %s%s: %w", what, c.domain.label(), err)
 	}
 	return v, s, nil
 }
@@ -230,7 +230,7 @@ func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, err
 	}
 	h := c.newStreamHandle(name)
 	if _, _, err := h.bind(ctx); err != nil {
-		return nil, fmt.Errorf("natsclient: stream %q: %w", name, err)
+		return nil, fmt.Errorf("natsclient: stream %q%s: %w", name, c.domain.label(), err)
 	}
 	return h, nil
 }
@@ -327,8 +327,8 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
 	failed := func(attempt int, err error) error {
-		return fmt.Errorf("natsclient: publish to stream %q (message ID %s, attempts: %d): %w",
-			subject, msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
+		return fmt.Errorf("natsclient: publish to stream %q%s (message ID %s, attempts: %d): %w",
+			subject, c.domain.label(), msg.Header.Get(jetstream.MsgIDHeader), attempt, err)
 	}
 	for attempt := 1; ; attempt++ {
 		s, err := c.jsSnapshot(ctx)

@@ -139,7 +139,11 @@ func (c *Client) newBucketHandle(name string) *bucketHandle {
 	h.open = func(ctx context.Context, js jetstream.JetStream) (*kvBinding, error) {
 		kv, err := js.KeyValue(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("natsclient: key-value bucket %q%s: %w", name, inDomain(js, err), err)
+			where := inDomain(js, err)
+			if dom := js.Options().Domain; where == "" && dom != "" {
+				where = fmt.Sprintf(" in JetStream domain %q", dom)
+			}
+			return nil, fmt.Errorf("natsclient: key-value bucket %q%s: %w", name, where, err)
 		}
 		st, err := js.Stream(ctx, kvStreamName(name))
 		if err != nil {

@@ -220,13 +220,22 @@ func (kv *KVStore) resolve(ctx context.Context, req writeReq, id string) (outcom
 
 // tooLarge is the error of a write the server refused for its size. The
 // server counts the headers toward the limit as well as the value, so the
-// error names both, and the limit as the bucket has it now.
+// error names both, and the limit as the bucket that refused it has it now:
+// for a mirror, its origin, where the write went.
 func (kv *KVStore) tooLarge(ctx context.Context, b *kvBinding, req writeReq, msg *nats.Msg, err error) error {
-	limit := "the bucket's MaxValueSize"
+	limit, of := "the bucket's MaxValueSize", ""
 	actx, cancel := kv.c.attemptCtx(ctx)
-	if info, ierr := b.stream.Info(actx); ierr == nil {
-		limit = fmt.Sprintf("the bucket's MaxValueSize of %d bytes", info.Config.MaxMsgSize)
+	st, serr := b.stream, error(nil)
+	if b.origin.remote {
+		limit, of = "the MaxValueSize", " of the "+b.origin.where
+		st, serr = b.origin.originStream(actx)
 	}
+	if serr == nil {
+		if info, ierr := st.Info(actx); ierr == nil {
+			limit = fmt.Sprintf("%s of %d bytes", limit, info.Config.MaxMsgSize)
+		}
+	}
+	limit += of
 	cancel()
 	return &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, err: fmt.Errorf(
 		"%w: value of %d bytes plus %d bytes of headers exceed %s; the server refused it: %w",

@@ -9,8 +9,12 @@
 // -server, when that server has JetStream). It exits 0 when the whole story
 // happened, 1 otherwise.
 //
+// With -edge it shows an edge site instead (see edge.go): a leaf node and
+// its hub, the link between them cut and restored.
+//
 //	go run ./cmd/natsclient-demo
 //	go run ./cmd/natsclient-demo -server nats://localhost:4222   # you stop and start the server
+//	go run ./cmd/natsclient-demo -edge
 package main
 
 import (
@@ -32,9 +36,22 @@ import (
 func main() {
 	serverURL := flag.String("server", "", "use this NATS server instead of an embedded one; you stop and restart it when asked")
 	wait := flag.Duration("wait", 20*time.Second, "how long to wait for each step of the story")
+	edge := flag.Bool("edge", false, "show an edge site instead: a leaf node working through a cut link to its hub (embedded servers only)")
 	flag.Parse()
 
 	d := &demo{start: time.Now(), wait: *wait, out: os.Stdout}
+	if *edge {
+		if *serverURL != "" {
+			fmt.Fprintln(os.Stderr, "natsclient-demo: -edge starts its own hub and leaf servers; it cannot be used with -server")
+			os.Exit(2)
+		}
+		if err := d.runEdge(); err != nil {
+			d.say("error", "%v", err)
+			os.Exit(1)
+		}
+		d.say("done", "the site worked through the cut hub link, and caught up when it returned")
+		return
+	}
 	if err := d.run(*serverURL); err != nil {
 		d.say("error", "%v", err)
 		os.Exit(1)
