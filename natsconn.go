@@ -21,19 +21,11 @@ import (
 // credentials option reads its file when applied, and dropping it would dial
 // without the credentials the user configured.
 func (s *supervisor) natsOptions() (nats.Options, error) {
-	o := nats.GetDefaultOptions()
-	o.Servers = s.servers
-	o.Name = s.opts.name
-	o.MaxReconnect = s.opts.maxReconnects
-	o.ReconnectWait = s.opts.reconnectWait
-	o.Timeout = s.opts.timeout
-	o.PingInterval = s.opts.pingInterval
-	o.SkipSubjectValidation = true // ValidateSubject does it, once
-	for _, opt := range s.opts.natsOptions {
-		if err := opt(&o); err != nil {
-			return o, &optionError{err}
-		}
+	o, err := s.baseOptions()
+	if err != nil {
+		return o, err
 	}
+	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	eventc, done := s.eventc, s.done
 	forward := func(ev connEvent) {
 		select {
@@ -76,6 +68,24 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 	o.CustomReconnectDelayCB = s.c.reconnectDelay
 	o.CustomDialer = &lifeDialer{life: s.life, timeout: s.opts.timeout}
 	o.RetryOnFailedConnect = false
+	return o, nil
+}
+
+// baseOptions are the client's settings and then the user's nats.go
+// options: what every connection the client dials starts from.
+func (s *supervisor) baseOptions() (nats.Options, error) {
+	o := nats.GetDefaultOptions()
+	o.Servers = s.servers
+	o.Name = s.opts.name
+	o.MaxReconnect = s.opts.maxReconnects
+	o.ReconnectWait = s.opts.reconnectWait
+	o.Timeout = s.opts.timeout
+	o.PingInterval = s.opts.pingInterval
+	for _, opt := range s.opts.natsOptions {
+		if err := opt(&o); err != nil {
+			return o, &optionError{err}
+		}
+	}
 	return o, nil
 }
 
