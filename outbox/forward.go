@@ -360,6 +360,10 @@ func (f *forwarder) fill() error {
 		}
 		rec := f.buffered[0]
 		f.buffered = f.buffered[1:]
+		if rec.corrupt != nil {
+			f.setAside(rec)
+			continue
+		}
 		if err := f.send(rec); err != nil {
 			return err
 		}
@@ -432,6 +436,21 @@ func (f *forwarder) deadLetter(rec *record, err error) {
 	f.log.Warn("outbox: message refused for good; moved to the dead letters",
 		"id", rec.id, "subject", rec.subject, "err", err)
 }
+
+// setAside moves a record that cannot be decoded to the dead letters, with
+// its stored bytes as they are: it cannot be sent, and it must not stop the
+// messages behind it.
+func (f *forwarder) setAside(rec *record) {
+	delete(f.firstSent, rec.seq)
+	cause := fmt.Sprintf("%s: %v", undecodableCause, rec.corrupt)
+	f.dead = append(f.dead, deadEntry{seq: rec.seq, id: rec.id, cause: cause, at: time.Now()})
+	f.log.Error("outbox: a stored message cannot be decoded; moved to the dead letters, forwarding goes on",
+		"id", rec.id, "sequence", rec.seq, "err", rec.corrupt)
+}
+
+// undecodableCause begins the Err of a dead letter set aside because its
+// stored bytes could not be decoded.
+const undecodableCause = "the stored record cannot be decoded (the file is damaged)"
 
 // abandonWindow forgets what is on the wire and hangs up: the next round
 // dials again and starts from the first message the file still holds.
