@@ -25,7 +25,7 @@ func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("natsclient: dial: %w", ErrClosed)
 	default:
 	}
-	o, err := s.baseOptions()
+	o, err := s.baseOptions(false)
 	if err != nil {
 		return nil, err
 	}

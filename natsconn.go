@@ -21,11 +21,10 @@ import (
 // credentials option reads its file when applied, and dropping it would dial
 // without the credentials the user configured.
 func (s *supervisor) natsOptions() (nats.Options, error) {
-	o, err := s.baseOptions()
+	o, err := s.baseOptions(true) // ValidateSubject does it, once
 	if err != nil {
 		return o, err
 	}
-	o.SkipSubjectValidation = true // ValidateSubject does it, once
 	eventc, done := s.eventc, s.done
 	forward := func(ev connEvent) {
 		select {
@@ -72,8 +71,9 @@ func (s *supervisor) natsOptions() (nats.Options, error) {
 }
 
 // baseOptions are the client's settings and then the user's nats.go
-// options: what every connection the client dials starts from.
-func (s *supervisor) baseOptions() (nats.Options, error) {
+// options: what every connection the client dials starts from. The user's
+// options come last, so they may turn subject validation back on.
+func (s *supervisor) baseOptions(skipSubjectValidation bool) (nats.Options, error) {
 	o := nats.GetDefaultOptions()
 	o.Servers = s.servers
 	o.Name = s.opts.name
@@ -81,6 +81,7 @@ func (s *supervisor) baseOptions() (nats.Options, error) {
 	o.ReconnectWait = s.opts.reconnectWait
 	o.Timeout = s.opts.timeout
 	o.PingInterval = s.opts.pingInterval
+	o.SkipSubjectValidation = skipSubjectValidation
 	for _, opt := range s.opts.natsOptions {
 		if err := opt(&o); err != nil {
 			return o, &optionError{err}
