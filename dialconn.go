@@ -16,7 +16,8 @@ import (
 // everything sent on it. The supervisor does not own the connection: it has
 // no breaker, no state events and no redial, and the caller closes it. The
 // callbacks set through WithNATSOptions belong to the client's connection
-// and are not set on it; nats.go's subject validation is on. Close aborts a
+// and are not set on it; nats.go's subject validation is on unless
+// WithNATSOptions turned it off. Close aborts a
 // dial in progress; after Close it fails with ErrClosed.
 func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
 	s := c.sup
