@@ -23,18 +23,9 @@ import (
 // credentials option reads its file when applied, and dropping it would dial
 // without the credentials the user configured.
 func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
-	o := nats.GetDefaultOptions()
-	o.Servers = s.servers
-	o.Name = s.opts.name
-	o.MaxReconnect = s.opts.maxReconnects
-	o.ReconnectWait = s.opts.reconnectWait
-	o.Timeout = s.opts.timeout
-	o.PingInterval = s.opts.pingInterval
-	o.SkipSubjectValidation = true // ValidateSubject does it, once
-	for _, opt := range s.opts.natsOptions {
-		if err := opt(&o); err != nil {
-			return o, nil, &optionError{err}
-		}
+	o, err := s.baseOptions(true) // ValidateSubject does it, once
+	if err != nil {
+		return o, nil, err
 	}
 	eventc, done := s.eventc, s.done
 	forward := func(ev connEvent) {
@@ -79,6 +70,26 @@ func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 	o.CustomReconnectDelayCB = func(round int) time.Duration { return s.roundWait(dialer, round) }
 	o.RetryOnFailedConnect = false
 	return o, dialer, nil
+}
+
+// baseOptions are the client's settings and then the user's nats.go
+// options: what every connection the client dials starts from. The user's
+// options come last, so they may turn subject validation back on.
+func (s *supervisor) baseOptions(skipSubjectValidation bool) (nats.Options, error) {
+	o := nats.GetDefaultOptions()
+	o.Servers = s.servers
+	o.Name = s.opts.name
+	o.MaxReconnect = s.opts.maxReconnects
+	o.ReconnectWait = s.opts.reconnectWait
+	o.Timeout = s.opts.timeout
+	o.PingInterval = s.opts.pingInterval
+	o.SkipSubjectValidation = skipSubjectValidation
+	for _, opt := range s.opts.natsOptions {
+		if err := opt(&o); err != nil {
+			return o, &optionError{err}
+		}
+	}
+	return o, nil
 }
 
 // roundWait is nats.go's wait before its next round of reconnect attempts

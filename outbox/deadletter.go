@@ -1,9 +1,11 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/c360/natsclient"
@@ -26,7 +28,10 @@ type DeadLetter struct {
 	At time.Time
 }
 
-// DeadLetters returns the dead letters, oldest refusal first.
+// DeadLetters returns the dead letters, oldest refusal first. A message
+// whose stored bytes could not be decoded is among them with its sequence's
+// id, no subject, the bytes as stored in Data, and Err saying so; it can be
+// discarded, not requeued.
 func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	if err := ob.check(ctx, "DeadLetters"); err != nil {
 		return nil, err
@@ -34,11 +39,7 @@ func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	var out []DeadLetter
 	err := ob.st.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
-			at, cause, r, err := decodeDeadLetter(k, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, DeadLetter{ID: r.id, Subject: r.subject, Data: r.data, Header: r.header, Err: cause, At: at})
+			out = append(out, readDeadLetter(k, v))
 			return nil
 		})
 	})
@@ -102,6 +103,27 @@ func (ob *Outbox) Discard(ctx context.Context, id string) error {
 		return ob.storeErr("discard "+id, err)
 	}
 	return nil
+}
+
+// readDeadLetter returns the dead letter stored under id; one that cannot be
+// decoded is returned as its raw bytes, with an Err that says so, rather than
+// hiding the others.
+func readDeadLetter(id, v []byte) DeadLetter {
+	at, cause, r, err := decodeDeadLetter(id, v)
+	if err == nil {
+		return DeadLetter{ID: r.id, Subject: r.subject, Data: r.data, Header: r.header, Err: cause, At: at}
+	}
+	dl := DeadLetter{ID: string(id), Data: bytes.Clone(v), Err: err.Error()}
+	if at, cause, raw, derr := decodeDead(v); derr == nil {
+		// The refusal is readable, only the message is not (a record set
+		// aside by the forwarder).
+		dl.At, dl.Data = at, bytes.Clone(raw)
+		dl.Err = cause
+		if !strings.HasPrefix(cause, undecodableCause) {
+			dl.Err += " (and " + err.Error() + ")"
+		}
+	}
+	return dl
 }
 
 // decodeDeadLetter parses the dead letter stored under id.

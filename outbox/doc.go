@@ -30,24 +30,23 @@
 //
 // Order is kept by resending, after any missing acknowledgement, the whole
 // window from the first unacknowledged message (see docs/design.md,
-// "Store-and-forward"), never one message behind later ones. It is strict
-// when the client's connection does not buffer publishes while it
-// reconnects:
-//
-//	client, err := natsclient.NewClient(url, natsclient.WithNATSOptions(nats.ReconnectBufSize(-1)))
-//
-// With nats.go's default reconnect buffer, a connection that drops just as
-// a message is written can leave that message in the buffer, to be stored
-// ahead of the earlier messages the connection lost: at most one message
-// per lost connection out of order, none lost or doubled. A replicated
-// stream that loses a message in a leader change and stores the next can
-// reorder the same way.
+// "Store-and-forward"), never one message behind later ones, and by
+// forwarding on a connection of the outbox's own that never reconnects and
+// never buffers: what was written to a lost connection cannot reach the
+// server later, ahead of the resend. Order is strict with the client's
+// options as they are, nats.go's reconnect buffer included (it stays on
+// for the client's own publishes). A replicated stream that loses a message
+// in a leader change and stores the next can still reorder: exactly once
+// holds there, order may not.
 //
 // # Forwarding
 //
-// Forwarding starts by itself when the client connects, pauses while the
-// client is disconnected or its breaker open (it follows StateChanges), and
-// follows the client to each new connection. Up to WithMaxInFlight publishes
+// Forwarding starts by itself when the client connects and pauses while the
+// client is disconnected or its breaker open (it follows StateChanges). It
+// publishes on a connection it dials itself (natsclient.Client.DialConn,
+// the client's servers and settings), kept while the client is connected
+// and dialled again after a fault: one more connection to the server per
+// open outbox. Up to WithMaxInFlight publishes
 // are on the wire at once; an acknowledged message is deleted from the file.
 // The queue is read from the file a window at a time, so memory does not grow
 // with the backlog.
@@ -73,6 +72,10 @@
 // bound, WithOverflow says whether Publish refuses (Reject, the default:
 // ErrFull) or the oldest messages are dropped (DropOldest, counted in
 // Stats.Dropped). Dead letters are not counted against the bound.
+//
+// A stored record that cannot be decoded (a damaged file) is moved to the
+// dead letters with a reason that says so, its bytes as they were, and
+// forwarding goes on.
 //
 // The natsclient package itself does not import bbolt: only programs that
 // import outbox compile it.

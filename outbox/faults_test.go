@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
 	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
@@ -18,34 +17,18 @@ const (
 	faultPerPublisher = 500
 )
 
-// strictOrder turns off nats.go's reconnect buffer on the client's
-// connection: the configuration under which the outbox keeps order across
-// lost connections (see the package documentation, "Exactly once, in
-// order").
-var strictOrder = natstest.WithClientOptions(natsclient.WithNATSOptions(nats.ReconnectBufSize(-1)))
-
 // Faults while the outbox forwards, on whichever backend NATSTEST_BACKEND
 // names (CI runs both): the stream must end up holding exactly what Publish
 // accepted, once each, in each publisher's order.
 func TestFaultsDuringForwarding(t *testing.T) {
 	t.Run("cut every 100ms", func(t *testing.T) {
-		tc := newEnv(t, strictOrder)
+		tc := newEnv(t)
 		want := publishUnderCuts(t, tc)
 		checkInterleaved(t, tc.URL, streamName, want)
 	})
 
-	// With nats.go's reconnect buffer on (its default), exactly once still
-	// holds; order may not: a message being written as the connection drops
-	// can be stored ahead of earlier ones the connection lost.
-	t.Run("cut every 100ms, reconnect buffer on", func(t *testing.T) {
-		tc := newEnv(t)
-		want := publishUnderCuts(t, tc)
-		displaced := checkExactlyOnce(t, tc.URL, streamName, want)
-		t.Logf("%d messages stored after a later one of their publisher", displaced)
-	})
-
 	t.Run("restart", func(t *testing.T) {
-		tc := newEnv(t, strictOrder)
+		tc := newEnv(t)
 		ob := openOutbox(t, tc.Client, outboxPath(t))
 		// A backlog, so that the restart comes while it is being sent: a
 		// subscriber straight to the server says when forwarding began.
@@ -64,7 +47,7 @@ func TestFaultsDuringForwarding(t *testing.T) {
 	})
 
 	t.Run("freeze", func(t *testing.T) {
-		tc := newEnv(t, strictOrder)
+		tc := newEnv(t)
 		ob := openOutbox(t, tc.Client, outboxPath(t), outbox.WithAckTimeout(300*time.Millisecond))
 		first := publishConcurrently(t, ob, faultPublishers, faultPerPublisher/2)
 		tc.Server.Freeze()

@@ -39,17 +39,24 @@ import (
 //     a pause, behind later ones: the forwarder turns that retry off
 //     (WithRetryAttempts(0)) and makes the decision itself.
 //
-// The prefix argument needs every message of a window to travel on the
-// connection it was written to. nats.go breaks that with its reconnect
-// buffer: what is published while it reconnects is kept and sent on the
-// next connection, ahead of everything else, while what the dropped
-// connection held is lost. So the forwarder publishes only while the
-// connection is CONNECTED, and ends the round when it was not, just after a
-// publish. That leaves one race: the connection drops between the check and
-// the write, and that one message is buffered and stored ahead of earlier
-// ones the connection lost. With the reconnect buffer off
-// (nats.ReconnectBufSize(-1) through natsclient.WithNATSOptions) nothing is
-// ever buffered and order is strict; exactly once holds either way.
+// # A connection of its own
+//
+// The prefix argument needs every message of a window to travel on one
+// TCP connection, and a *nats.Conn that reconnects by itself breaks that
+// twice over: its reconnect buffer keeps what is published while it
+// reconnects and sends it first on the next connection, while what the
+// dropped one held is lost; and a publish that checked the connection just
+// before a drop and a reconnect lands on the new connection, behind nothing.
+// Neither can be ruled out from outside nats.go: its status check and its
+// write are not one step. So the forwarder does not publish on the client's
+// shared connection. Each round dials a connection of its own
+// (natsclient.Client.DialConn) that never reconnects and never buffers
+// (nats.NoReconnect, nats.ReconnectBufSize(-1)): when it drops, whatever
+// was written to it is either stored or lost as a suffix, nothing written
+// to it can reach the server later through another one, and the round ends
+// and the next one dials again. The client's connection, and its reconnect
+// buffer for core publishes, stay as the user configured them. The cost is
+// one more connection to the server while the outbox is open.
 //
 // A replicated stream that loses message k in a leader change yet stores
 // k+1 breaks the prefix too: the resend then stores k after k+1. Exactly
@@ -68,8 +75,9 @@ type forwarder struct {
 	ctx    context.Context // ends with Close
 	states <-chan natsclient.StateChange
 
-	conn *nats.Conn          // the connection js publishes on
-	js   jetstream.JetStream // our own context on conn: we own its pending acks
+	conn *nats.Conn          // this round's own connection; nil between rounds
+	js   jetstream.JetStream // our context on conn: we own its pending acks
+	lost chan struct{}       // signalled when conn has closed
 
 	window   []flight  // on the wire, in send order
 	buffered []*record // read from the file, not yet sent
@@ -115,9 +123,8 @@ var errPaused = errors.New("client not connected, or its breaker is open")
 // network's fault, and worth an operator's attention.
 var errStorage = errors.New("read the queue from the file")
 
-// errConnectionLost ends a round when the connection is not connected at
-// the moment of a send.
-var errConnectionLost = errors.New("connection lost")
+// errConnectionLost ends a round when its connection has dropped.
+var errConnectionLost = errors.New("forwarding connection lost")
 
 func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.StateChange, prevSent uint64, prevAt time.Time) *forwarder {
 	return &forwarder{
@@ -171,37 +178,63 @@ func (f *forwarder) run() {
 func (f *forwarder) shutdown() {
 	_ = f.settle(settleQueued)
 	f.settler.stop()
-	if f.js != nil {
-		f.js.CleanupPublisher()
-	}
+	f.hangUp()
 }
 
 // usable reports whether forwarding may run: the client is connected and its
-// breaker lets calls through. It binds our jetstream context to the client's
-// current connection, never to one it has given up.
+// breaker lets calls through. The client's state says whether the server is
+// worth dialling; the forwarder publishes on a connection of its own.
 func (f *forwarder) usable() bool {
 	if f.client.State() != natsclient.StateConnected {
 		return false
 	}
-	js, err := f.client.JetStream()
+	_, err := f.client.JetStream()
+	return err == nil
+}
+
+// dial opens this round's connection: one that never reconnects and never
+// buffers (see the type's comment).
+func (f *forwarder) dial() error {
+	lost := make(chan struct{}, 1)
+	nc, err := f.client.DialConn(
+		nats.NoReconnect(),
+		nats.ReconnectBufSize(-1),
+		nats.ClosedHandler(func(*nats.Conn) {
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			f.log.Debug("outbox: forwarding connection", "err", err)
+		}),
+	)
 	if err != nil {
-		return false
+		return fmt.Errorf("dial the forwarding connection: %w", err)
 	}
-	if conn := js.Conn(); conn != f.conn {
-		if f.js != nil {
-			f.js.CleanupPublisher()
-		}
-		mine, err := jetstream.New(conn,
-			jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight),
-			jetstream.WithPublishAsyncTimeout(f.ob.opts.ackTimeout))
-		if err != nil {
-			f.log.Error("outbox: jetstream context", "err", err)
-			return false
-		}
-		f.conn, f.js = conn, mine
-		f.dupWindows = make(map[string]time.Duration)
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight),
+		jetstream.WithPublishAsyncTimeout(f.ob.opts.ackTimeout))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("jetstream context on the forwarding connection: %w", err)
 	}
-	return true
+	f.conn, f.js, f.lost = nc, js, lost
+	f.dupWindows = make(map[string]time.Duration)
+	return nil
+}
+
+// hangUp closes this round's connection, failing the publisher's pending
+// acks and dropping its reply subscription, so that a late ack of the old
+// window cannot be taken for one of the new.
+func (f *forwarder) hangUp() {
+	if f.js != nil {
+		f.js.CleanupPublisher()
+	}
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	f.conn, f.js, f.lost = nil, nil, nil
 }
 
 // waitUsable waits until forwarding may run, following the client's state
@@ -236,6 +269,9 @@ func (f *forwarder) pause(d time.Duration) bool {
 // round forwards until a fault, a pause of the client, or Close (nil).
 func (f *forwarder) round() error {
 	f.noStream = make(map[string]bool)
+	if err := f.dial(); err != nil {
+		return err
+	}
 	for {
 		if err := f.fill(); err != nil {
 			return err
@@ -247,6 +283,8 @@ func (f *forwarder) round() error {
 			select {
 			case <-f.ob.wake:
 				f.drained = false
+			case <-f.lost:
+				return errConnectionLost
 			case _, ok := <-f.states:
 				if !ok {
 					f.states = nil
@@ -283,6 +321,8 @@ func (f *forwarder) round() error {
 			if err := f.refused(head, err); err != nil {
 				return err
 			}
+		case <-f.lost:
+			return errConnectionLost
 		case _, ok := <-f.states:
 			if !ok {
 				f.states = nil
@@ -320,6 +360,10 @@ func (f *forwarder) fill() error {
 		}
 		rec := f.buffered[0]
 		f.buffered = f.buffered[1:]
+		if rec.corrupt != nil {
+			f.setAside(rec)
+			continue
+		}
 		if err := f.send(rec); err != nil {
 			return err
 		}
@@ -328,15 +372,11 @@ func (f *forwarder) fill() error {
 }
 
 func (f *forwarder) send(rec *record) error {
-	// Never publish into nats.go's reconnect buffer: what it holds is sent
-	// on the next connection ahead of everything else, so a message
-	// buffered there would be stored before the earlier messages of its
-	// window that the dropped connection lost, and their resend would put
-	// them after it. See the type's comment.
+	// The connection neither reconnects nor buffers, so a publish on a
+	// dropped one goes nowhere; stopping here only saves the work.
 	if f.conn.Status() != nats.CONNECTED {
 		return errConnectionLost
 	}
-	reconnects := f.conn.Stats().Reconnects
 	now := time.Now()
 	first, sent := f.firstSent[rec.seq]
 	if !sent && rec.seq <= f.prevSent {
@@ -366,11 +406,6 @@ func (f *forwarder) send(rec *record) error {
 	f.firstSent[rec.seq] = first
 	f.sentHigh = max(f.sentHigh, rec.seq)
 	f.window = append(f.window, flight{rec: rec, fut: fut})
-	if f.conn.Status() != nats.CONNECTED || f.conn.Stats().Reconnects != reconnects {
-		// The connection dropped while this message was being written: it
-		// may be in the reconnect buffer. Send nothing more on it.
-		return errConnectionLost
-	}
 	return nil
 }
 
@@ -402,14 +437,25 @@ func (f *forwarder) deadLetter(rec *record, err error) {
 		"id", rec.id, "subject", rec.subject, "err", err)
 }
 
-// abandonWindow forgets what is on the wire: the next round starts again
-// from the first message the file still holds. The publisher's pending acks
-// are failed and its reply subscription dropped, so a late ack of the old
-// window cannot be taken for one of the new.
+// setAside moves a record that cannot be decoded to the dead letters, with
+// its stored bytes as they are: it cannot be sent, and it must not stop the
+// messages behind it.
+func (f *forwarder) setAside(rec *record) {
+	delete(f.firstSent, rec.seq)
+	cause := fmt.Sprintf("%s: %v", undecodableCause, rec.corrupt)
+	f.dead = append(f.dead, deadEntry{seq: rec.seq, id: rec.id, cause: cause, at: time.Now()})
+	f.log.Error("outbox: a stored message cannot be decoded; moved to the dead letters, forwarding goes on",
+		"id", rec.id, "sequence", rec.seq, "err", rec.corrupt)
+}
+
+// undecodableCause begins the Err of a dead letter set aside because its
+// stored bytes could not be decoded.
+const undecodableCause = "the stored record cannot be decoded (the file is damaged)"
+
+// abandonWindow forgets what is on the wire and hangs up: the next round
+// dials again and starts from the first message the file still holds.
 func (f *forwarder) abandonWindow() {
-	if f.js != nil {
-		f.js.CleanupPublisher()
-	}
+	f.hangUp()
 	f.window, f.buffered, f.next, f.drained = nil, nil, 0, false
 }
 

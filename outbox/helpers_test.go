@@ -203,3 +203,16 @@ func natstestJetStream(t testing.TB) *natstest.TestClient {
 	t.Helper()
 	return natstest.NewTestClient(t, natstest.WithJetStream())
 }
+
+// warmUp forwards one message to a stream of its own and waits for its
+// acknowledgement: the forwarder's connection is then up. A test that
+// freezes the server's replies does it after, since a connection cannot be
+// dialled while they are held.
+func warmUp(t testing.TB, c *natsclient.Client, ob *outbox.Outbox) {
+	t.Helper()
+	createStream(t, c, jetstream.StreamConfig{Name: "WARM", Subjects: []string{"warm.>"}})
+	if _, err := ob.Publish(testContext(t), "warm.up", []byte("warm")); err != nil {
+		t.Fatalf("publish the warm-up message: %v", err)
+	}
+	flush(t, ob)
+}

@@ -18,8 +18,9 @@ func TestResendAfterTheDuplicateWindowIsCounted(t *testing.T) {
 	path := outboxPath(t)
 
 	// The server stores the messages; their acknowledgements never arrive.
-	tc.Server.FreezeReplies()
 	ob := openOutbox(t, tc.Client, path)
+	warmUp(t, tc.Client, ob)
+	tc.Server.FreezeReplies()
 	want := publishN(t, ob, "a", "late", 5)
 	for range want {
 		receive(t, seen, "a message reaching the server")

@@ -17,6 +17,9 @@ type record struct {
 	header   nats.Header
 	data     []byte
 	enqueued time.Time
+	// corrupt is set, and the fields above but seq and id are empty, when
+	// the stored bytes could not be decoded.
+	corrupt error
 }
 
 // recordVersion is the first byte of every stored record, so that a later

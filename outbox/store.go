@@ -225,14 +225,18 @@ func (s *store) admit(tx *bolt.Tx, r *record, id string, maxBytes int64, policy 
 }
 
 // page reads up to n pending records with sequences above after, in order.
+// A record that cannot be decoded is returned with its corrupt field set and
+// the id its sequence gives, so that the forwarder can move it aside rather
+// than stop at it.
 func (s *store) page(after uint64, n int) ([]*record, error) {
 	var recs []*record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		cur := tx.Bucket(pendingBucket).Cursor()
 		for k, v := cur.Seek(seqKey(after + 1)); k != nil && len(recs) < n; k, v = cur.Next() {
-			r, err := decodeRecord(keySeq(k), v)
+			seq := keySeq(k)
+			r, err := decodeRecord(seq, v)
 			if err != nil {
-				return err
+				r = &record{seq: seq, id: s.msgID(seq), corrupt: err}
 			}
 			recs = append(recs, r)
 		}
@@ -333,7 +337,7 @@ func (s *store) snapshot() (snapshot, error) {
 			return nil
 		}
 		sn.first = keySeq(k)
-		if len(v) >= 9 {
+		if len(v) >= 9 && v[0] == recordVersion {
 			sn.oldest = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))
 		}
 		return nil

@@ -1,0 +1,88 @@
+package outbox_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/c360/natsclient"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A record the file holds but the outbox cannot decode (a damaged file) must
+// not stop forwarding: it goes to the dead letters with a reason, and the
+// messages behind it reach the stream.
+func TestUndecodableRecord(t *testing.T) {
+	tc := newEnv(t)
+	path := outboxPath(t)
+	tc.Server.Stop()
+	ob := openOutbox(t, tc.Client, path)
+	msgs := publishN(t, ob, "c", "m", 4)
+	closeOutbox(t, ob)
+
+	// Damage the second and third records with bbolt itself, in the closed
+	// file: an unknown format version, and a record cut short.
+	garbage := [][]byte{{0x7f, 1, 2, 3}, {1, 0, 0}}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("pending"))
+		if b == nil {
+			return errors.New("no pending bucket")
+		}
+		var keys [][]byte
+		_ = b.ForEach(func(k, _ []byte) error { keys = append(keys, bytes.Clone(k)); return nil })
+		if len(keys) != len(msgs) {
+			t.Fatalf("the file holds %d pending records, want %d", len(keys), len(msgs))
+		}
+		for i, g := range garbage {
+			if err := b.Put(keys[1+i], g); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("damage the file: %v", err)
+	}
+
+	tc.Server.Start()
+	ob = openOutbox(t, tc.Client, path)
+	flush(t, ob)
+	checkStream(t, tc.URL, streamName, []sent{msgs[0], msgs[3]})
+	if st := ob.Stats(); st.DeadLettered != 2 || st.Pending != 0 {
+		t.Errorf("stats %+v, want 2 dead-lettered and nothing pending", st)
+	}
+
+	ctx := testContext(t)
+	dead, err := ob.DeadLetters(ctx)
+	if err != nil {
+		t.Fatalf("dead letters: %v", err)
+	}
+	if len(dead) != 2 {
+		t.Fatalf("%d dead letters, want 2: %+v", len(dead), dead)
+	}
+	for i, d := range dead {
+		want := msgs[1+i]
+		if d.ID != want.id || !strings.Contains(d.Err, "cannot be decoded") || !bytes.Equal(d.Data, garbage[i]) || d.At.IsZero() {
+			t.Errorf("dead letter %d is %+v, want id %s, the stored bytes %v and a reason that says it cannot be decoded", i, d, want.id, garbage[i])
+		}
+	}
+	if err := ob.Requeue(ctx, dead[0].ID); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("requeue of an undecodable letter: %v, want an error that says it is corrupt", err)
+	}
+	for _, d := range dead {
+		if err := ob.Discard(ctx, d.ID); err != nil {
+			t.Errorf("discard %s: %v", d.ID, err)
+		}
+	}
+	if err := ob.Discard(ctx, dead[0].ID); !errors.Is(err, natsclient.ErrInvalidArgument) {
+		t.Errorf("discard of a discarded letter: %v, want ErrInvalidArgument", err)
+	}
+}
