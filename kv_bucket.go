@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -41,9 +42,20 @@ func tooLong(bucket, what, key string) error {
 	if bucket != "" {
 		in = fmt.Sprintf("bucket %q", bucket)
 	}
-	return fmt.Errorf("%w: %s of %d bytes: longer than the %d bytes it may have in %s, "+
+	return fmt.Errorf("%w: %s %q… of %d bytes: longer than the %d bytes it may have in %s, "+
 		"so that the requests on it fit the server's control-line limit of %d bytes: %w",
-		ErrInvalidArgument, what, len(key), limit, in, maxControlLine, jetstream.ErrInvalidKey)
+		ErrInvalidArgument, what, namedPrefix(key), len(key), limit, in, maxControlLine, jetstream.ErrInvalidKey)
+}
+
+// namedPrefix is what an overlong key's error quotes of it: its first 40
+// bytes, cut at a character boundary, enough to recognise it without a 4 KB
+// line in a log.
+func namedPrefix(key string) string {
+	cut := min(len(key), 40)
+	for cut > 0 && cut < len(key) && !utf8.RuneStart(key[cut]) {
+		cut--
+	}
+	return key[:cut]
 }
 
 // ValidateKey reports whether key can name a Key-Value entry: not empty, made
