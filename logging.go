@@ -28,6 +28,12 @@ func WithSlog(l *slog.Logger) Option {
 
 // log emits one record at level. For a Printf Logger the record becomes one
 // line, "natsclient: msg key=value ...", as the seed's logger had it.
+// logs reports whether a record at level would be written anywhere, so
+// that a frequent record's attributes are built only when it would be.
+func (o *options) logs(level slog.Level) bool {
+	return o.logger != nil || o.slog != nil && o.slog.Enabled(context.Background(), level)
+}
+
 func (o *options) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if o.slog != nil {
 		o.slog.LogAttrs(context.Background(), level, msg, attrs...)

@@ -1,6 +1,7 @@
 package natsclient
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -74,8 +75,8 @@ func userInfoOf(raw string) string {
 // URL has parsed (NewClient refuses one that does not), so this is a
 // safeguard for what a later nats.go version might do, not a known path.
 func redactError(err error, servers []string) error {
-	if err == nil {
-		return nil
+	if err == nil || !slices.ContainsFunc(servers, func(s string) bool { return userInfoOf(s) != "" }) {
+		return err // nothing to mask: the error's text is not even built
 	}
 	text := err.Error()
 	scrubbed := text

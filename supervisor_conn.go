@@ -141,7 +141,9 @@ func (s *supervisor) dialError(what string, err error) (_ error, permanent bool)
 	if permanent {
 		level = slog.LevelError
 	}
-	s.opts.log(level, what, slog.String("server", redactServers(s.servers)), errAttr(err))
+	if s.opts.logs(level) { // once per failed attempt: a fleet's down server makes many
+		s.opts.log(level, what, slog.String("server", redactServers(s.servers)), errAttr(err))
+	}
 	if permanent {
 		err = permanentError(s.servers, err)
 	}

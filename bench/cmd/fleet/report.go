@@ -17,6 +17,7 @@ type result struct {
 	// Accepts after the server returned, in 100 ms windows from the return
 	// to the last accept.
 	peak   int
+	peakAt time.Duration // start of the peak's window, from the return
 	mean   float64
 	spread time.Duration // first accept to last
 }
@@ -43,6 +44,7 @@ func (r *result) fill(n int, up time.Time, ups, accepts []time.Time) {
 		counts[int(a.Sub(up)/window)]++
 	}
 	r.peak = slices.Max(counts)
+	r.peakAt = time.Duration(slices.Index(counts, r.peak)) * window
 	r.mean = float64(len(accepts)) / float64(windows)
 	r.spread = last.Sub(accepts[0])
 }
@@ -69,12 +71,12 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
 
 func printOutage(out io.Writer, n int, outage time.Duration, results []result) {
 	fmt.Fprintf(out, "## %v outage, N = %d\n\n", outage, n)
-	fmt.Fprintln(out, "| kind | recovery p50 / p90 / max (s) | accepts per 100 ms: peak / mean (peak ÷ mean) | accepts spread (s) | dials during the outage | CPU during the outage (s) | left behind |")
+	fmt.Fprintln(out, "| kind | recovery p50 / p90 / max (s) | accepts per 100 ms: peak / mean (peak ÷ mean), peak at (s) | accepts spread (s) | dials during the outage | CPU during the outage (s) | left behind |")
 	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range results {
-		fmt.Fprintf(out, "| %s | %s / %s / %s | %d / %.1f (%.2f) | %s | %d | %s | %d |\n",
+		fmt.Fprintf(out, "| %s | %s / %s / %s | %d / %.1f (%.2f), +%s | %s | %d | %s | %d |\n",
 			r.kind, seconds(r.p(0.5)), seconds(r.p(0.9)), seconds(r.p(1)),
-			r.peak, r.mean, r.peakRatio(), seconds(r.spread), r.dialsDown, seconds(r.cpuDown), r.left)
+			r.peak, r.mean, r.peakRatio(), seconds(r.peakAt), seconds(r.spread), r.dialsDown, seconds(r.cpuDown), r.left)
 	}
 	fmt.Fprintln(out)
 }
