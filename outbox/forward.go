@@ -102,8 +102,9 @@ type forwarder struct {
 }
 
 type flight struct {
-	rec *record
-	fut jetstream.PubAckFuture
+	rec  *record
+	fut  jetstream.PubAckFuture
+	sent time.Time
 }
 
 // Pauses between forwarding rounds after a fault; reset by an ack.
@@ -212,9 +213,9 @@ func (f *forwarder) dial() error {
 	if err != nil {
 		return fmt.Errorf("dial the forwarding connection: %w", err)
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight),
-		jetstream.WithPublishAsyncTimeout(f.ob.opts.ackTimeout))
+	// No per-message ack timeout: jetstream's is a timer per message, and
+	// the window's head alone can be late (see round).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight))
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("jetstream context on the forwarding connection: %w", err)
@@ -272,6 +273,12 @@ func (f *forwarder) round() error {
 	if err := f.dial(); err != nil {
 		return err
 	}
+	// One timer watches for a late acknowledgement: acks come in send
+	// order, so only the window's head can be the first late one. It fires
+	// at most once per ackTimeout and is moved on when the head it was set
+	// for has been acknowledged meanwhile.
+	late := time.NewTimer(f.ob.opts.ackTimeout)
+	defer late.Stop()
 	for {
 		if err := f.fill(); err != nil {
 			return err
@@ -321,6 +328,11 @@ func (f *forwarder) round() error {
 			if err := f.refused(head, err); err != nil {
 				return err
 			}
+		case <-late.C:
+			if waited := time.Since(head.sent); waited >= f.ob.opts.ackTimeout {
+				return fmt.Errorf("no acknowledgement of %s in %v: %w", head.rec.id, waited.Round(time.Millisecond), jetstream.ErrAsyncPublishTimeout)
+			}
+			late.Reset(f.ob.opts.ackTimeout - time.Since(head.sent))
 		case <-f.lost:
 			return errConnectionLost
 		case _, ok := <-f.states:
@@ -405,7 +417,7 @@ func (f *forwarder) send(rec *record) error {
 	rec.header = msg.Header
 	f.firstSent[rec.seq] = first
 	f.sentHigh = max(f.sentHigh, rec.seq)
-	f.window = append(f.window, flight{rec: rec, fut: fut})
+	f.window = append(f.window, flight{rec: rec, fut: fut, sent: now})
 	return nil
 }
 
