@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -358,6 +360,25 @@ func BenchmarkOutboxDrainMemory(b *testing.B) {
 	}
 }
 
+// peakProfile writes the live heap to $BENCH_HEAPPROFILE, when set, each
+// time the drain's live heap reaches a new peak: what the last one holds is
+// what the peak was made of.
+func peakProfile(b *testing.B) {
+	path := os.Getenv("BENCH_HEAPPROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Error(err)
+	}
+}
+
 var drainMB = flag.String("drain-mb", "16,128", "BenchmarkOutboxDrainMemory's backlogs in MB, comma-separated")
 
 // drainSizes parses -drain-mb.
@@ -393,7 +414,10 @@ func measureDrain(b *testing.B, n int, drain func(context.Context) error) {
 				runtime.GC()
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
-				peak = max(peak, ms.HeapAlloc)
+				if ms.HeapAlloc > peak {
+					peak = ms.HeapAlloc
+					peakProfile(b)
+				}
 			case <-done:
 				return
 			}
