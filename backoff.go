@@ -64,9 +64,10 @@ func dialWait(b BreakerState, untilProbe, reconnectWait time.Duration, spread fu
 // on. The clients of one process then wake together: a process with a
 // thousand clients whose dials were spread uniformly woke a thousand
 // times per round, and the Go runtime's wakeups (a thread out of futex
-// sleep, a netpoll round, a timer) cost three times what the dials did.
-// Aligned on a 100 ms grid, the same dials cost what a burst of them does
-// (docs/design.md, "The reconnect schedule at fleet scale"). Across
+// sleep, a netpoll round, a timer) doubled what the dials cost. Aligned on
+// a 100 ms grid, the same dials cost what a burst of them does
+// (BenchmarkWakeGrid; docs/design.md, "The reconnect schedule at fleet
+// scale"). Across
 // processes the grid's phase is random (gridOrigin), so that a fleet of
 // processes stays spread; within one, 100 ms is the granularity the
 // server's accept rate is judged at.
