@@ -8,44 +8,34 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A resend answered "duplicate message id is in process" (10158) met the
-// first copy still being stored: the write's outcome is open, not refused.
-// The linearizability check found a KV write reported failed that was
-// then stored; this is the decision that was wrong.
-func TestMaybeSentDuplicateInProcess(t *testing.T) {
+// "Duplicate message id is in process" (10158) answers a resend that met the
+// first copy, under the same ID, still being stored:
+//   - for maybeSent, the write's outcome is open, not refused: the
+//     linearizability check found a KV write reported failed that was then
+//     stored;
+//   - for transient, the message is worth sending again, under the same ID,
+//     rather than reporting a failure the server is about to contradict: the
+//     resend that finds the first copy stored is acknowledged as its
+//     duplicate. A leaderless stream in a cluster answered so
+//     (TestPublishToStreamWaitsForALeaderlessStream, in CI).
+func TestDuplicateInProcess(t *testing.T) {
+	inProcess := &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess, Description: "duplicate message id is in process"}
 	for _, tc := range []struct {
-		err  error
-		want bool
+		err                error
+		maySent, sendAgain bool
 	}{
-		{&jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess, Description: "duplicate message id is in process"}, true},
-		{fmt.Errorf("publish: %w", &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess}), true},
-		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false},
-		{nats.ErrTimeout, true},
-		{nats.ErrNoResponders, false},
+		{inProcess, true, true},
+		{fmt.Errorf("publish: %w", inProcess), true, true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false, false},
+		{nats.ErrTimeout, true, true},
+		{nats.ErrNoResponders, false, true},
+		{fmt.Errorf("%w: %w", ErrCircuitOpen, inProcess), true, false},
 	} {
-		if got := maybeSent(tc.err); got != tc.want {
-			t.Errorf("maybeSent(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := maybeSent(tc.err); got != tc.maySent {
+			t.Errorf("maybeSent(%v) = %v, want %v", tc.err, got, tc.maySent)
 		}
-	}
-}
-
-// PublishToStream sends a message answered "duplicate message id is in
-// process" again, under the same ID, rather than report a failure the server
-// is about to contradict: the resend that finds the first copy stored is
-// acknowledged as its duplicate. A leaderless stream in a cluster answered
-// so (TestPublishToStreamWaitsForALeaderlessStream, in CI).
-func TestTransientDuplicateInProcess(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want bool
-	}{
-		{&jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess, Description: "duplicate message id is in process"}, true},
-		{fmt.Errorf("publish: %w", &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess}), true},
-		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, false},
-		{fmt.Errorf("%w: %w", ErrCircuitOpen, &jetstream.APIError{Code: 409, ErrorCode: errDuplicateInProcess}), false},
-	} {
-		if got := transient(tc.err); got != tc.want {
-			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := transient(tc.err); got != tc.sendAgain {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.sendAgain)
 		}
 	}
 }
