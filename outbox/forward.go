@@ -383,6 +383,10 @@ func (f *forwarder) fill() error {
 	return nil
 }
 
+// noRetry turns jetstream's own retry of a publish off (see forwarder);
+// made once, not per message.
+var noRetry = jetstream.WithRetryAttempts(0)
+
 func (f *forwarder) send(rec *record) error {
 	// The connection neither reconnects nor buffers, so a publish on a
 	// dropped one goes nowhere; stopping here only saves the work.
@@ -404,8 +408,12 @@ func (f *forwarder) send(rec *record) error {
 	} else {
 		first = now
 	}
+	if rec.header == nil {
+		rec.header = nats.Header{}
+	}
+	rec.header.Set(jetstream.MsgIDHeader, rec.id) // what jetstream.WithMsgID does, without an option per message
 	msg := &nats.Msg{Subject: rec.subject, Header: rec.header, Data: rec.data}
-	fut, err := f.js.PublishMsgAsync(msg, jetstream.WithMsgID(rec.id), jetstream.WithRetryAttempts(0))
+	fut, err := f.js.PublishMsgAsync(msg, noRetry)
 	if err != nil {
 		if permanentSendError(err) {
 			f.deadLetter(rec, err)
@@ -413,8 +421,6 @@ func (f *forwarder) send(rec *record) error {
 		}
 		return fmt.Errorf("send %s: %w", rec.id, err)
 	}
-	// PublishMsgAsync set the id header on rec.header's map, or made one.
-	rec.header = msg.Header
 	f.firstSent[rec.seq] = first
 	f.sentHigh = max(f.sentHigh, rec.seq)
 	f.window = append(f.window, flight{rec: rec, fut: fut, sent: now})
