@@ -116,6 +116,7 @@ func newClusterBucket(t *testing.T, c *natstest.Cluster, bucket string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	c.WaitForStreamLeader("$G", "KV_"+bucket)
 }
 
 func TestKVNoLostUpdateOnAReplicatedBucket(t *testing.T) {
@@ -176,10 +177,16 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct, err := js.KeyValue(ctx, "settled")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Member 1 may not know the new stream's leader yet: ask again, each
+	// time with a deadline of its own.
+	var direct jetstream.KeyValue
+	eventuallyOK(t, "the bucket through member 1", func() error {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var err error
+		direct, err = js.KeyValue(actx, "settled")
+		return err
+	})
 	h := &lostAckHarness{srv: c.Server(0), bucket: bucket, noAck: log.lines, direct: direct, counter: "counter",
 		kv: client.NewKVStore(bucket, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })}
 	// Member 1 learns of the new stream's leader a moment after the create

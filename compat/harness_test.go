@@ -39,10 +39,25 @@ type clientJS struct {
 
 func (j clientJS) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	b, err := j.c.CreateKeyValueBucket(ctx, cfg)
+	// nats.go's tests delete a bucket and create one of the same name at
+	// once; on a loaded machine the server can still be removing the old
+	// stream's files and answer "error creating store for stream" (10049,
+	// seen in CI). The server's race, not the client's: try again briefly.
+	for deadline := time.Now().Add(2 * time.Second); storeNotCreated(err) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		b, err = j.c.CreateKeyValueBucket(ctx, cfg)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return newStoreKV(j.c, b)
+}
+
+// storeNotCreated reports the server's "error creating store for stream"
+// (nats-server's JSStreamStoreFailedF, 10049).
+func storeNotCreated(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == 10049
 }
 
 func (j clientJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
