@@ -137,18 +137,30 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 	if b := r.cur.Load(); b != nil && b.gen == s.gen {
 		return s, b.v, nil
 	}
-	bctx, cancel := r.c.bounded(ctx)
+	ctx, cancel := r.c.bounded(ctx)
 	defer cancel()
-	v, err := r.open(bctx, s.js)
-	if err != nil {
-		r.c.report(s, err)
-		if uerr := r.c.domain.unreachable(bctx, s, err); uerr != nil {
-			err = uerr
+	for attempt := 1; ; attempt++ {
+		actx, cancelAttempt := r.c.attemptCtx(ctx)
+		v, err := r.open(actx, s.js)
+		cancelAttempt()
+		if err == nil {
+			r.cur.Store(&binding[T]{gen: s.gen, v: v})
+			return s, v, nil
 		}
-		return s, zero, err
+		r.c.report(s, err)
+		if uerr := r.c.domain.unreachable(ctx, s, err); uerr != nil {
+			return s, zero, uerr
+		}
+		// Opening a handle only looks things up: one whose answer did not
+		// come in time (a request the server dropped under load, seen in
+		// a cluster) is asked again until ctx ends.
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return s, zero, err
+		}
+		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
+			return s, zero, err
+		}
 	}
-	r.cur.Store(&binding[T]{gen: s.gen, v: v})
-	return s, v, nil
 }
 
 // cached returns the handle bound to the current connection without
