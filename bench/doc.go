@@ -1,5 +1,6 @@
 // Package bench measures natsclient against raw nats.go, side by side on one
-// embedded nats-server in the same process and the same run.
+// nats-server in the same run: embedded in the same process, or, for the
+// outbox's benchmarks, in a child process of its own (server_process_test.go).
 //
 // Every comparison is a pair of sub-benchmarks named .../raw and .../client
 // that run the same operation, with the same payload, on the same server,

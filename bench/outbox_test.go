@@ -33,6 +33,10 @@ import (
 //     p99 of one call;
 //   - drain memory: the heap while backlogs of two sizes drain; flat means
 //     the larger backlog does not raise it.
+//
+// Their server runs in a child process (-server-process, the default), as a
+// hub does for an edge outbox: see server_process_test.go for why it matters
+// here and not for the core's pairs.
 
 const (
 	forwardBacklog = 100_000
@@ -52,16 +56,16 @@ var stallWait = jetstream.WithStallWait(waitTimeout)
 // the raw side so that both commit alike.
 const outboxBatchDelay = time.Millisecond
 
-func newForwardServer(b *testing.B) (*benchServer, jetstream.JetStream) {
+func newForwardServer(b *testing.B) (urlServer, jetstream.JetStream) {
 	return newForwardServerLimited(b, 0)
 }
 
 // newForwardServerLimited is newForwardServer with the stream limited to
 // maxBytes, discarding its oldest messages beyond it, and a duplicate window
 // of a second (0: no limit, the default window).
-func newForwardServerLimited(b *testing.B, maxBytes int64) (*benchServer, jetstream.JetStream) {
+func newForwardServerLimited(b *testing.B, maxBytes int64) (urlServer, jetstream.JetStream) {
 	b.Helper()
-	srv := newServer(b, true)
+	srv := jetStreamServer(b)
 	nc := dialRaw(b, srv.URL())
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(forwardWindow))
 	if err != nil {
@@ -108,6 +112,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 			runs++
 			prefix := "raw-" + strconv.Itoa(runs) + "-"
 			b.StartTimer()
+			stop := sectionProfile(b, "raw")
 			start := time.Now()
 			for i := range forwardBacklog {
 				if _, err := js.PublishAsync(forwardSubject, data, stallWait, jetstream.WithMsgID(prefix+strconv.Itoa(i))); err != nil {
@@ -119,6 +124,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 			case <-time.After(waitTimeout):
 				b.Fatal("raw: acks did not complete")
 			}
+			stop()
 			b.ReportMetric(forwardBacklog/time.Since(start).Seconds(), "msgs/s")
 		}
 	}
@@ -127,6 +133,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 			b.StopTimer()
 			c, ob := backlogged(b, srv, js, "outbox-"+strconv.Itoa(i)+".db", forwardBacklog, data)
 			b.StartTimer()
+			stop := sectionProfile(b, "client")
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			if err := c.Connect(ctx); err != nil {
@@ -135,6 +142,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 			if err := ob.Flush(ctx); err != nil {
 				b.Fatalf("flush: %v (stats %+v)", err, ob.Stats())
 			}
+			stop()
 			b.ReportMetric(forwardBacklog/time.Since(start).Seconds(), "msgs/s")
 			b.StopTimer()
 			cancel()
@@ -148,7 +156,7 @@ func BenchmarkOutboxForward(b *testing.B) {
 // backlogged empties the stream, stores n messages in a new outbox file
 // named name, and opens it with a client that is not yet connected: the
 // forwarding starts with the client's Connect.
-func backlogged(b *testing.B, srv *benchServer, js jetstream.JetStream, name string, n int, data []byte) (*natsclient.Client, *outbox.Outbox) {
+func backlogged(b *testing.B, srv urlServer, js jetstream.JetStream, name string, n int, data []byte) (*natsclient.Client, *outbox.Outbox) {
 	b.Helper()
 	purge(b, js)
 	path := filepath.Join(b.TempDir(), name)
@@ -303,11 +311,11 @@ func runEnqueue(b *testing.B, store func() error) {
 // and reports the peak of the live heap while each drains, as live-heap-MB
 // (less the live heap before the drain): every 200ms a sampler collects
 // garbage and reads what is left, so that the figure is what the process
-// holds, not how far the collector let garbage grow. The server runs in this
-// process too, so its stream is limited to 8 MiB and its duplicate window to
-// a second, and the raw side, a PublishAsync loop of the same messages with
-// ids, shows what the server alone holds: the outbox's own memory is the
-// difference.
+// holds, not how far the collector let garbage grow. The raw side, a
+// PublishAsync loop of the same messages with ids, is the baseline: the
+// outbox's own memory is the difference. With -server-process=false the
+// server's heap is in both figures, so its stream is limited to 8 MiB and
+// its duplicate window to a second.
 //
 // -drain-mb sets the backlogs: 128 MB by default, and the 1 GB as
 // -drain-mb=128,1024 (a minute or two of enqueueing, and a gigabyte of
@@ -378,6 +386,32 @@ func peakProfile(b *testing.B) {
 		b.Error(err)
 	}
 }
+
+// sectionProfile profiles the CPU from now until the returned func is
+// called, when $BENCH_CPUPROFILE is set, into that path with side and a
+// count appended: the timed part of one side, without the backlog's
+// enqueueing that a whole-run -test.cpuprofile mixes in.
+func sectionProfile(b *testing.B, side string) (stop func()) {
+	prefix := os.Getenv("BENCH_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	profiles++
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, side, profiles))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+var profiles int
 
 // A backlog much under 128 MB drains before the first sample.
 var drainMB = flag.String("drain-mb", "128", "BenchmarkOutboxDrainMemory's backlogs in MB, comma-separated")

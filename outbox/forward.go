@@ -88,9 +88,12 @@ type forwarder struct {
 	dead    []deadEntry // refused for good, not yet handed to the settler
 	settler *settler
 
-	sentHigh  uint64               // the highest sequence sent since Open
-	markedAt  uint64               // the sent mark last written to the file
-	firstSent map[uint64]time.Time // when each unacknowledged message was first sent
+	sentHigh uint64 // the highest sequence sent since Open
+	markedAt uint64 // the sent mark last written to the file
+	// firstSent is when each message of an abandoned window was first sent;
+	// a message in the window carries its own (flight.first), so that the
+	// common case, a message sent once, costs no map entry.
+	firstSent map[uint64]time.Time
 	// prevSent and prevAt are the sent mark found at Open: a message at or
 	// below prevSent may have been sent by an earlier process, by prevAt.
 	prevSent uint64
@@ -99,12 +102,19 @@ type forwarder struct {
 	dupWindows map[string]time.Duration // subject → its stream's duplicate window
 	noStream   map[string]bool          // subjects no stream captures, this round
 	backoff    time.Duration
+
+	// idHeader is the header of every message stored without one: it holds
+	// only the message id, set anew for each send. One map serves them all
+	// because a publish encodes the header before it returns, and nothing
+	// reads a sent message's header afterwards (jetstream's retry is off).
+	idHeader nats.Header
 }
 
 type flight struct {
-	rec  *record
-	fut  jetstream.PubAckFuture
-	sent time.Time
+	rec   *record
+	fut   jetstream.PubAckFuture
+	sent  time.Time // this send
+	first time.Time // the first send, by this process or an earlier one
 }
 
 // Pauses between forwarding rounds after a fault; reset by an ack.
@@ -140,6 +150,7 @@ func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.Stat
 		prevAt:     prevAt,
 		dupWindows: make(map[string]time.Duration),
 		backoff:    minBackoff,
+		idHeader:   nats.Header{jetstream.MsgIDHeader: []string{""}},
 	}
 }
 
@@ -408,11 +419,15 @@ func (f *forwarder) send(rec *record) error {
 	} else {
 		first = now
 	}
-	if rec.header == nil {
-		rec.header = nats.Header{}
+	// What jetstream.WithMsgID does, without an option per message.
+	header := rec.header
+	if header == nil {
+		header = f.idHeader
+		header[jetstream.MsgIDHeader][0] = rec.id
+	} else {
+		header.Set(jetstream.MsgIDHeader, rec.id)
 	}
-	rec.header.Set(jetstream.MsgIDHeader, rec.id) // what jetstream.WithMsgID does, without an option per message
-	msg := &nats.Msg{Subject: rec.subject, Header: rec.header, Data: rec.data}
+	msg := &nats.Msg{Subject: rec.subject, Header: header, Data: rec.data}
 	fut, err := f.js.PublishMsgAsync(msg, noRetry)
 	if err != nil {
 		if permanentSendError(err) {
@@ -421,9 +436,8 @@ func (f *forwarder) send(rec *record) error {
 		}
 		return fmt.Errorf("send %s: %w", rec.id, err)
 	}
-	f.firstSent[rec.seq] = first
 	f.sentHigh = max(f.sentHigh, rec.seq)
-	f.window = append(f.window, flight{rec: rec, fut: fut, sent: now})
+	f.window = append(f.window, flight{rec: rec, fut: fut, sent: now, first: first})
 	return nil
 }
 
@@ -473,6 +487,9 @@ const undecodableCause = "the stored record cannot be decoded (the file is damag
 // abandonWindow forgets what is on the wire and hangs up: the next round
 // dials again and starts from the first message the file still holds.
 func (f *forwarder) abandonWindow() {
+	for _, fl := range f.window {
+		f.firstSent[fl.rec.seq] = fl.first
+	}
 	f.hangUp()
 	f.window, f.buffered, f.next, f.drained = nil, nil, 0, false
 }

@@ -63,17 +63,64 @@ func appendString(b []byte, s string) []byte {
 // decodeRecord parses a stored record. It copies what it keeps, because the
 // bytes bbolt hands out are valid only inside their transaction.
 func decodeRecord(seq uint64, b []byte) (*record, error) {
+	r := &record{}
+	return r, decodeRecordInto(r, seq, b, nil)
+}
+
+// pageArena holds what the records of one page read from the file share,
+// so that forwarding a message does not cost an allocation per field: the
+// payloads are copied into chunks of a shared buffer, and a subject equal to
+// the previous record's is the same string. A chunk is freed when the last
+// record in it has left the forwarder's window.
+type pageArena struct {
+	chunk   []byte
+	subject string
+}
+
+// arenaChunk is the size of an arena's buffers: a few dozen small payloads
+// share one; a payload larger than this has its own.
+const arenaChunk = 32 << 10
+
+// bytes returns a copy of b. A copy never moves: a chunk is replaced when
+// full, never grown in place.
+func (a *pageArena) bytes(b []byte) []byte {
+	if len(b) > cap(a.chunk)-len(a.chunk) {
+		if len(b) > arenaChunk/4 {
+			return append([]byte(nil), b...)
+		}
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return a.chunk[start:len(a.chunk):len(a.chunk)]
+}
+
+// string returns b as a string, the previous one again when it is equal.
+func (a *pageArena) string(b []byte) string {
+	if string(b) != a.subject { // no allocation: the compiler compares in place
+		a.subject = string(b)
+	}
+	return a.subject
+}
+
+// decodeRecordInto parses a stored record into r, taking the payload's
+// copy and the subject from arena when it is not nil.
+func decodeRecordInto(r *record, seq uint64, b []byte, arena *pageArena) error {
 	d := decoder{b: b}
 	if v := d.byte(); v != recordVersion {
-		return nil, fmt.Errorf("%w: version %d at sequence %d", errCorruptRecord, v, seq)
+		return fmt.Errorf("%w: version %d at sequence %d", errCorruptRecord, v, seq)
 	}
-	r := &record{seq: seq}
+	r.seq = seq
 	r.enqueued = time.Unix(0, int64(d.uint64()))
 	r.id = d.string()
-	r.subject = d.string()
+	if arena != nil {
+		r.subject = arena.string(d.field())
+	} else {
+		r.subject = d.string()
+	}
 	if nh := d.uvarint(); nh > 0 && d.err == nil {
 		if nh > uint64(len(d.b)) {
-			return nil, fmt.Errorf("%w: %d headers at sequence %d", errCorruptRecord, nh, seq)
+			return fmt.Errorf("%w: %d headers at sequence %d", errCorruptRecord, nh, seq)
 		}
 		r.header = make(nats.Header, nh)
 		for range nh {
@@ -91,10 +138,14 @@ func decodeRecord(seq uint64, b []byte) (*record, error) {
 		}
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w at sequence %d", d.err, seq)
+		return fmt.Errorf("%w at sequence %d", d.err, seq)
 	}
-	r.data = append([]byte(nil), d.b...)
-	return r, nil
+	if arena != nil {
+		r.data = arena.bytes(d.b)
+	} else {
+		r.data = append([]byte(nil), d.b...)
+	}
+	return nil
 }
 
 // decoder reads the fields of a record; the first error sticks.
@@ -133,15 +184,19 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
-func (d *decoder) string() string {
+func (d *decoder) string() string { return string(d.field()) }
+
+// field reads a length-prefixed field; its bytes are the decoder's, not a
+// copy.
+func (d *decoder) field() []byte {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
 		d.err = errCorruptRecord
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	f := d.b[:n]
 	d.b = d.b[n:]
-	return s
+	return f
 }
 
 // deadLetter's stored form: the time, the error text, then the record.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -236,16 +237,19 @@ func (s *store) admit(tx *bolt.Tx, r *record, id string, maxBytes int64, policy 
 // page reads up to n pending records with sequences above after, in order.
 // A record that cannot be decoded is returned with its corrupt field set and
 // the id its sequence gives, so that the forwarder can move it aside rather
-// than stop at it.
+// than stop at it. The records of a page share their memory (pageArena).
 func (s *store) page(after uint64, n int) ([]*record, error) {
-	var recs []*record
+	recs := make([]*record, 0, n)
 	err := s.db.View(func(tx *bolt.Tx) error {
+		slots := make([]record, 0, n)
+		var arena pageArena
 		cur := tx.Bucket(pendingBucket).Cursor()
 		for k, v := cur.Seek(seqKey(after + 1)); k != nil && len(recs) < n; k, v = cur.Next() {
 			seq := keySeq(k)
-			r, err := decodeRecord(seq, v)
-			if err != nil {
-				r = &record{seq: seq, id: s.msgID(seq), corrupt: err}
+			slots = append(slots, record{})
+			r := &slots[len(slots)-1]
+			if err := decodeRecordInto(r, seq, v, &arena); err != nil {
+				*r = record{seq: seq, id: s.msgID(seq), corrupt: err}
 			}
 			recs = append(recs, r)
 		}
@@ -276,7 +280,7 @@ func removePending(tx *bolt.Tx, c *counters, seq uint64) ([]byte, error) {
 // DropOldest took it) is skipped.
 func dropAcked(tx *bolt.Tx, c *counters, seqs []uint64) error {
 	cur := tx.Bucket(pendingBucket).Cursor()
-	for _, seq := range seqs {
+	for _, seq := range slices.Backward(seqs) {
 		key := seqKey(seq)
 		k, v := cur.Seek(key)
 		if !bytes.Equal(k, key) {
