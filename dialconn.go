@@ -32,7 +32,7 @@ func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
 	}
 	o.DisconnectedErrCB, o.DisconnectedCB, o.ReconnectedCB, o.ClosedCB = nil, nil, nil, nil
 	o.ReconnectErrCB, o.AsyncErrorCB, o.DiscoveredServersCB, o.LameDuckModeHandler = nil, nil, nil, nil
-	o.CustomDialer = &lifeDialer{life: s.life, timeout: s.opts.timeout}
+	o.CustomDialer = newLifeDialer(s.life, s.opts.timeout)
 	o.RetryOnFailedConnect = false
 	for i, opt := range opts {
 		if opt == nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"reflect"
 	"strings"
 	"syscall"
@@ -142,7 +143,7 @@ func isTransportFailure(err error) bool {
 // certificate files of the client's own that cannot be read, parsed or used.
 // It is the single place where that decision lives.
 func isPermanent(err error) bool {
-	if err == nil {
+	if err == nil || plainlyTransient(err) {
 		return false
 	}
 	for _, p := range []error{
@@ -172,6 +173,47 @@ func isPermanent(err error) bool {
 		errors.As(err, &invalidCert) || errors.As(err, &verification) ||
 		errors.As(err, &recordHeader) || errors.As(err, &alert) ||
 		errors.As(err, &credentials) || errors.As(err, &option)
+}
+
+// plainlyTransient reports, without the reflection errors.As does, that err
+// is a connection failure none of isPermanent's checks can match: a chain of
+// fmt's %w wrapping, *net.OpError and *os.SyscallError that ends in io.EOF or
+// in a socket error of a server that is down or out of reach. A fleet's down
+// server gives every client one such error per reconnect round, and the
+// full classification walks the chain once per check. Any other link (a TLS
+// alert inside a *net.OpError, a wrapper of another type) leaves the answer
+// to the full classification.
+func plainlyTransient(err error) bool {
+	for {
+		switch e := err.(type) {
+		case *net.OpError:
+			err = e.Err
+		case *os.SyscallError:
+			err = e.Err
+		case syscall.Errno:
+			return transientErrnos[e]
+		default:
+			if err == io.EOF {
+				return true
+			}
+			if reflect.TypeOf(err) != fmtWrapError {
+				return false
+			}
+			err = errors.Unwrap(err)
+		}
+	}
+}
+
+// fmtWrapError is the type of fmt.Errorf's error with one %w.
+var fmtWrapError = reflect.TypeOf(fmt.Errorf("%w", io.EOF))
+
+// transientErrnos are the socket errors of a server that is down, restarting
+// or out of reach. EACCES and EPERM are not among them: they match
+// fs.ErrPermission, which isPermanent counts.
+var transientErrnos = map[syscall.Errno]bool{
+	syscall.ECONNREFUSED: true, syscall.ECONNRESET: true, syscall.ECONNABORTED: true,
+	syscall.ETIMEDOUT: true, syscall.EHOSTUNREACH: true, syscall.ENETUNREACH: true,
+	syscall.EPIPE: true,
 }
 
 // refusingAlerts are the TLS alerts a server sends when it will not accept

@@ -65,7 +65,7 @@ func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 		}
 		forward(connEvent{kind: evAsyncError, nc: nc, err: err})
 	}
-	dialer := &lifeDialer{life: s.life, timeout: s.opts.timeout}
+	dialer := newLifeDialer(s.life, s.opts.timeout)
 	o.CustomDialer = dialer
 	o.CustomReconnectDelayCB = func(round int) time.Duration { return s.roundWait(dialer, round) }
 	o.RetryOnFailedConnect = false
@@ -106,7 +106,7 @@ func (s *supervisor) baseOptions(skipSubjectValidation bool) (nats.Options, erro
 // stopped answers nothing, and nats.go's loop ends at its next check for a
 // closed connection.
 func (s *supervisor) roundWait(dialer *lifeDialer, round int) time.Duration {
-	r := roundReport{dialer: dialer, reply: make(chan time.Duration, 1)}
+	r := roundReport{dialer: dialer, reply: dialer.waits}
 	if round > 1 {
 		r.failed = dialer.roundError()
 	}
@@ -142,14 +142,20 @@ func probe(nc *nats.Conn, timeout time.Duration) probeResult {
 // roundError.
 type lifeDialer struct {
 	life    context.Context
-	timeout time.Duration
+	dialer  *net.Dialer
 	lastErr atomic.Pointer[error]
 	conn    atomic.Pointer[nats.Conn]
+	// waits carries the supervisor's answers to roundWait, one at a time:
+	// nats.go asks from its one reconnect goroutine per connection.
+	waits chan time.Duration
+}
+
+func newLifeDialer(life context.Context, timeout time.Duration) *lifeDialer {
+	return &lifeDialer{life: life, dialer: &net.Dialer{Timeout: timeout}, waits: make(chan time.Duration, 1)}
 }
 
 func (d *lifeDialer) Dial(network, address string) (net.Conn, error) {
-	dialer := net.Dialer{Timeout: d.timeout}
-	conn, err := dialer.DialContext(d.life, network, address)
+	conn, err := d.dialer.DialContext(d.life, network, address)
 	if err != nil {
 		d.lastErr.Store(&err)
 	} else {
