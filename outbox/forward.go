@@ -78,6 +78,11 @@ type forwarder struct {
 	conn *nats.Conn          // this round's own connection; nil between rounds
 	js   jetstream.JetStream // our context on conn: we own its pending acks
 	lost chan struct{}       // signalled when conn has closed
+	// results carries this round's answers, one per publish, in the order
+	// they arrive (see outcome); early keeps those that came before the
+	// answer to the window's head.
+	results chan outcome
+	early   map[*nats.Msg]outcome
 
 	window   []flight  // on the wire, in send order
 	buffered []*record // read from the file, not yet sent
@@ -112,9 +117,18 @@ type forwarder struct {
 
 type flight struct {
 	rec   *record
-	fut   jetstream.PubAckFuture
+	msg   *nats.Msg // what was published: its answer names it
 	sent  time.Time // this send
 	first time.Time // the first send, by this process or an earlier one
+}
+
+// outcome is the server's answer to one publish, or the error that stands
+// for it (the connection went, the publisher was cleaned up). jetstream's
+// handlers deliver it, rather than a future per message: a future costs two
+// channels and a lock per message, the handlers one channel send.
+type outcome struct {
+	msg *nats.Msg
+	err error // nil: acknowledged
 }
 
 // Pauses between forwarding rounds after a fault; reset by an ack.
@@ -226,12 +240,26 @@ func (f *forwarder) dial() error {
 	}
 	// No per-message ack timeout: jetstream's is a timer per message, and
 	// the window's head alone can be late (see round).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight))
+	//
+	// Each publish gets exactly one answer, an ack or an error, and no more
+	// than maxInFlight are unanswered, so a channel of that capacity never
+	// blocks the handlers, this round's or, after hangUp, the last one's.
+	results := make(chan outcome, f.ob.opts.maxInFlight)
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(f.ob.opts.maxInFlight),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, msg *nats.Msg, _ *jetstream.PubAck) {
+			results <- outcome{msg: msg}
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, msg *nats.Msg, err error) {
+			results <- outcome{msg: msg, err: err}
+		}),
+	)
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("jetstream context on the forwarding connection: %w", err)
 	}
-	f.conn, f.js, f.lost = nc, js, lost
+	f.conn, f.js, f.lost, f.results = nc, js, lost, results
+	f.early = make(map[*nats.Msg]outcome)
 	f.dupWindows = make(map[string]time.Duration)
 	return nil
 }
@@ -246,7 +274,7 @@ func (f *forwarder) hangUp() {
 	if f.conn != nil {
 		f.conn.Close()
 	}
-	f.conn, f.js, f.lost = nil, nil, nil
+	f.conn, f.js, f.lost, f.results, f.early = nil, nil, nil, nil, nil
 }
 
 // waitUsable waits until forwarding may run, following the client's state
@@ -319,11 +347,8 @@ func (f *forwarder) round() error {
 		// Hand acknowledgements to the settler only when the next one is not
 		// already here: one transaction for a run of acks.
 		select {
-		case ack := <-head.fut.Ok():
-			f.acknowledged(head, ack)
-			continue
-		case err := <-head.fut.Err():
-			if err := f.refused(head, err); err != nil {
+		case o := <-f.results:
+			if err := f.answered(o); err != nil {
 				return err
 			}
 			continue
@@ -333,10 +358,8 @@ func (f *forwarder) round() error {
 			return err
 		}
 		select {
-		case ack := <-head.fut.Ok():
-			f.acknowledged(head, ack)
-		case err := <-head.fut.Err():
-			if err := f.refused(head, err); err != nil {
+		case o := <-f.results:
+			if err := f.answered(o); err != nil {
 				return err
 			}
 		case <-late.C:
@@ -428,8 +451,7 @@ func (f *forwarder) send(rec *record) error {
 		header.Set(jetstream.MsgIDHeader, rec.id)
 	}
 	msg := &nats.Msg{Subject: rec.subject, Header: header, Data: rec.data}
-	fut, err := f.js.PublishMsgAsync(msg, noRetry)
-	if err != nil {
+	if _, err := f.js.PublishMsgAsync(msg, noRetry); err != nil {
 		if permanentSendError(err) {
 			f.deadLetter(rec, err)
 			return nil
@@ -437,11 +459,38 @@ func (f *forwarder) send(rec *record) error {
 		return fmt.Errorf("send %s: %w", rec.id, err)
 	}
 	f.sentHigh = max(f.sentHigh, rec.seq)
-	f.window = append(f.window, flight{rec: rec, fut: fut, sent: now, first: first})
+	f.window = append(f.window, flight{rec: rec, msg: msg, sent: now, first: first})
 	return nil
 }
 
-func (f *forwarder) acknowledged(fl flight, _ *jetstream.PubAck) {
+// answered takes one answer. Answers are taken in send order, from the
+// window's head: one for a later message (another stream's, which answers
+// on its own schedule) waits in early until the messages before it have
+// theirs.
+func (f *forwarder) answered(o outcome) error {
+	if o.msg != f.window[0].msg {
+		f.early[o.msg] = o
+		return nil
+	}
+	for {
+		head := f.window[0]
+		if o.err == nil {
+			f.acknowledged(head)
+		} else if err := f.refused(head, o.err); err != nil {
+			return err
+		}
+		if len(f.window) == 0 || len(f.early) == 0 {
+			return nil
+		}
+		var ok bool
+		if o, ok = f.early[f.window[0].msg]; !ok {
+			return nil
+		}
+		delete(f.early, o.msg)
+	}
+}
+
+func (f *forwarder) acknowledged(fl flight) {
 	f.window = f.window[1:]
 	delete(f.firstSent, fl.rec.seq)
 	f.acked = append(f.acked, fl.rec.seq)
