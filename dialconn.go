@@ -1,7 +1,11 @@
 package natsclient
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -17,14 +21,30 @@ import (
 // no breaker, no state events and no redial, and the caller closes it. The
 // callbacks set through WithNATSOptions belong to the client's connection
 // and are not set on it; nats.go's subject validation is on unless
-// WithNATSOptions turned it off. Close aborts a
-// dial in progress; after Close it fails with ErrClosed.
+// WithNATSOptions turned it off. Close aborts a dial in progress; after
+// Close it fails with ErrClosed.
 func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
+	return c.DialConnContext(context.Background(), opts...)
+}
+
+// DialConnContext is DialConn bounded by ctx: when ctx ends before the
+// connection is up, the dial, and the handshake with a server that accepted
+// the TCP connection but does not answer, end at once with ctx's error
+// rather than after the client's timeout. ctx bounds the dial only: once
+// DialConnContext returns, the connection's reconnects (if the options allow
+// them) are bounded by Close alone.
+func (c *Client) DialConnContext(ctx context.Context, opts ...nats.Option) (*nats.Conn, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("natsclient: dial: %w", errNilContext)
+	}
 	s := c.sup
 	select {
 	case <-s.life.Done():
 		return nil, fmt.Errorf("natsclient: dial: %w", ErrClosed)
 	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("natsclient: dial: %w", err)
 	}
 	o, err := s.baseOptions(false)
 	if err != nil {
@@ -32,7 +52,12 @@ func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
 	}
 	o.DisconnectedErrCB, o.DisconnectedCB, o.ReconnectedCB, o.ClosedCB = nil, nil, nil, nil
 	o.ReconnectErrCB, o.AsyncErrorCB, o.DiscoveredServersCB, o.LameDuckModeHandler = nil, nil, nil, nil
-	o.CustomDialer = newLifeDialer(s.life, s.opts.timeout)
+	dialing, stop := context.WithCancel(ctx)
+	defer stop()
+	unlink := context.AfterFunc(s.life, stop)
+	defer unlink()
+	dialer := &boundedDialer{life: newLifeDialer(s.life, s.opts.timeout), dialing: dialing}
+	o.CustomDialer = dialer
 	o.RetryOnFailedConnect = false
 	for i, opt := range opts {
 		if opt == nil {
@@ -43,8 +68,68 @@ func (c *Client) DialConn(opts ...nats.Option) (*nats.Conn, error) {
 		}
 	}
 	nc, err := o.Connect()
+	if interrupted := dialer.connected(); interrupted && err == nil {
+		// ctx ended as the connection came up: its socket may already
+		// carry the deadline that interrupts a handshake.
+		nc.Close()
+		err = dialing.Err()
+	}
 	if err != nil {
+		switch {
+		case s.life.Err() != nil:
+			err = ErrClosed
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		}
 		return nil, fmt.Errorf("natsclient: dial %s: %w", redactServers(s.servers), redactError(err, s.servers))
 	}
 	return nc, nil
+}
+
+// boundedDialer is the dialer of a DialConnContext connection. Until the
+// connection is up it dials with the caller's ctx, and closes a dialled
+// socket when that ctx ends, so that a server that accepts and never
+// answers does not hold the caller for nats.go's handshake timeout; after
+// that its reconnects dial as the client's own connection does.
+type boundedDialer struct {
+	life    *lifeDialer
+	dialing context.Context
+
+	mu    sync.Mutex
+	up    bool
+	stops []func() bool // unhook each handshake socket from dialing
+}
+
+func (d *boundedDialer) Dial(network, address string) (net.Conn, error) {
+	d.mu.Lock()
+	up := d.up
+	d.mu.Unlock()
+	if up {
+		return d.life.Dial(network, address)
+	}
+	conn, err := d.life.dialer.DialContext(d.dialing, network, address)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(d.dialing, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	d.mu.Lock()
+	d.stops = append(d.stops, stop)
+	d.mu.Unlock()
+	return conn, nil
+}
+
+// connected ends the bounded part: nats.go's first connect has returned.
+// It reports whether the end of the caller's ctx had already reached a
+// socket.
+func (d *boundedDialer) connected() (interrupted bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.up = true
+	for _, stop := range d.stops {
+		if !stop() {
+			interrupted = true
+		}
+	}
+	d.stops = nil
+	return interrupted
 }

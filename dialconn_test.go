@@ -53,3 +53,44 @@ func TestDialConn(t *testing.T) {
 		t.Errorf("DialConn after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A server that accepts the connection and never answers (a frozen link)
+// would hold DialConn for the client's timeout, here 30 s: DialConnContext
+// ends with the caller's ctx, and with Close.
+func TestDialConnContextEndsWithCtxAndClose(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithClientOptions(natsclient.WithTimeout(30*time.Second)))
+	if _, err := tc.Client.DialConnContext(nil, nats.NoReconnect()); !errors.Is(err, natsclient.ErrInvalidArgument) { //nolint:staticcheck // the nil ctx is the point
+		t.Errorf("DialConnContext(nil): %v, want ErrInvalidArgument", err)
+	}
+	tc.Server.Freeze()
+	defer tc.Server.Thaw()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if nc, err := tc.Client.DialConnContext(ctx, nats.NoReconnect()); !errors.Is(err, context.DeadlineExceeded) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("DialConnContext to a frozen server: %v, want the ctx's deadline", err)
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("DialConnContext returned after %v: it waited for the handshake timeout, not for its ctx", waited.Round(time.Millisecond))
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		nc, err := tc.Client.DialConnContext(context.Background(), nats.NoReconnect())
+		if nc != nil {
+			nc.Close()
+		}
+		done <- err
+	}()
+	closeCtx, closeCancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer closeCancel()
+	_ = tc.Client.Close(closeCtx) // the frozen server cannot confirm the drain
+	err := natstest.Await(t, done, 10*time.Second, "DialConnContext ending with Close", nil)
+	if !errors.Is(err, natsclient.ErrClosed) {
+		t.Errorf("DialConnContext during Close: %v, want ErrClosed", err)
+	}
+}

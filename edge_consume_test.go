@@ -105,6 +105,13 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	put("w1")
 	watched("w1")
 
+	// "one" is acknowledged after its handler returned: the acknowledgement
+	// must reach the hub before the cut, or "one" comes again after the link
+	// returns (JetStream's at-least-once, on a loaded machine), not "two".
+	eventually(t, `the hub has the acknowledgement of "one"`, func() bool {
+		c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
+		return err == nil && c.CachedInfo().NumAckPending == 0
+	})
 	site.leaf.HubLink().Cut()
 	site.leaf.WaitForHubLink(false)
 	// The hub drops the pull request of a consumer it lost sight of: what

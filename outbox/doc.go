@@ -43,7 +43,7 @@
 //
 // Forwarding starts by itself when the client connects and pauses while the
 // client is disconnected or its breaker open (it follows StateChanges). It
-// publishes on a connection it dials itself (natsclient.Client.DialConn,
+// publishes on a connection it dials itself (natsclient.Client.DialConnContext,
 // the client's servers and settings), kept while the client is connected
 // and dialled again after a fault: one more connection to the server per
 // open outbox. Up to WithMaxInFlight publishes

@@ -219,10 +219,11 @@ func (f *forwarder) usable() bool {
 }
 
 // dial opens this round's connection: one that never reconnects and never
-// buffers (see the type's comment).
+// buffers (see the type's comment). Close ends a dial in progress, even to a
+// hub that accepts the connection and never answers.
 func (f *forwarder) dial() error {
 	lost := make(chan struct{}, 1)
-	nc, err := f.client.DialConn(
+	nc, err := f.client.DialConnContext(f.ctx,
 		nats.NoReconnect(),
 		nats.ReconnectBufSize(-1),
 		nats.ClosedHandler(func(*nats.Conn) {
