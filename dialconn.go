@@ -111,10 +111,11 @@ func (d *boundedDialer) Dial(network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(d.dialing, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	d.mu.Lock()
-	d.stops = append(d.stops, stop)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	if !d.up { // else a reconnect that raced connected(): not the caller's to bound
+		d.stops = append(d.stops, context.AfterFunc(d.dialing, func() { _ = conn.SetDeadline(time.Unix(1, 0)) }))
+	}
 	return conn, nil
 }
 
