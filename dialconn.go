@@ -87,10 +87,11 @@ func (c *Client) DialConnContext(ctx context.Context, opts ...nats.Option) (*nat
 }
 
 // boundedDialer is the dialer of a DialConnContext connection. Until the
-// connection is up it dials with the caller's ctx, and closes a dialled
-// socket when that ctx ends, so that a server that accepts and never
-// answers does not hold the caller for nats.go's handshake timeout; after
-// that its reconnects dial as the client's own connection does.
+// connection is up it dials with the caller's ctx, and gives a dialled
+// socket a deadline in the past when that ctx ends, so that a server that
+// accepts and never answers does not hold the caller for nats.go's
+// handshake timeout; after that its reconnects dial as the client's own
+// connection does.
 type boundedDialer struct {
 	life    *lifeDialer
 	dialing context.Context

@@ -66,6 +66,7 @@ func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 		forward(connEvent{kind: evAsyncError, nc: nc, err: err})
 	}
 	dialer := newLifeDialer(s.life, s.opts.timeout)
+	dialer.waits = make(chan time.Duration, 1)
 	o.CustomDialer = dialer
 	o.CustomReconnectDelayCB = func(round int) time.Duration { return s.roundWait(dialer, round) }
 	o.RetryOnFailedConnect = false
@@ -146,12 +147,13 @@ type lifeDialer struct {
 	lastErr atomic.Pointer[error]
 	conn    atomic.Pointer[nats.Conn]
 	// waits carries the supervisor's answers to roundWait, one at a time:
-	// nats.go asks from its one reconnect goroutine per connection.
+	// nats.go asks from its one reconnect goroutine per connection. Only
+	// the supervisor's own connection has it.
 	waits chan time.Duration
 }
 
 func newLifeDialer(life context.Context, timeout time.Duration) *lifeDialer {
-	return &lifeDialer{life: life, dialer: &net.Dialer{Timeout: timeout}, waits: make(chan time.Duration, 1)}
+	return &lifeDialer{life: life, dialer: &net.Dialer{Timeout: timeout}}
 }
 
 func (d *lifeDialer) Dial(network, address string) (net.Conn, error) {
