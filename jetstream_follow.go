@@ -44,8 +44,12 @@ type session[E any] struct {
 }
 
 // recheckDelay is how soon a follower looks at the snapshot again after a
-// state change event: the supervisor emits an event before it publishes the
-// snapshot that goes with it.
+// state change event, or after its session ended by itself. The snapshot is
+// already current when an event arrives (the supervisor publishes it before
+// it emits the event: supervisor.emit), so the delay is not for the snapshot
+// to catch up: it lets one look take in a burst of events (a lost
+// connection, its replacement, the breaker closing), and gives a session that
+// ended with its connection a moment for the next connection to be installed.
 const recheckDelay = 20 * time.Millisecond
 
 // follow starts the first session on the current connection, returning its
