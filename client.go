@@ -65,17 +65,48 @@ type snapshot struct {
 // goroutines start with its first call and end with Close; call Close also
 // when Connect failed.
 //
-// Options and their defaults: WithMaxReconnects (-1), WithReconnectWait (2s),
-// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s),
-// WithPingInterval (2m), WithName, WithJetStreamDomain, WithLogger, WithSlog,
-// WithTracerProvider, WithMeterProvider, WithPropagator, WithKVKeysInSpans,
-// WithDisconnectCallback,
-// WithReconnectCallback, WithClosedCallback, WithUserInfo, WithToken,
-// WithCredentials, WithNKeyFile, WithTLSConfig, WithClientCert,
-// WithJetStreamDomain (none: the server's own JetStream) and WithNATSOptions.
+// The options, with their defaults:
 //
-// An invalid url or option value is an error matching ErrInvalidOption that
-// names what was wrong.
+// Connection and breaker:
+//   - WithMaxReconnects(n), -1: the attempts one nats.go connection makes
+//     before nats.go gives it up (-1: never), after which the client dials a
+//     new one; the client itself never gives up before Close.
+//   - WithReconnectWait(d), 2s: the average wait between reconnect attempts
+//     while the breaker is closed (drawn from 3/4 to 5/4 of it), and the
+//     breaker's first open interval.
+//   - WithTimeout(d), 5s: the dial timeout; the bound on Flush, Request and
+//     each JetStream request when ctx has no deadline; the probe's timeout.
+//   - WithCircuitBreakerThreshold(n), 5: consecutive transport failures that
+//     open the breaker.
+//   - WithMaxBackoff(d), 6s: the cap of the breaker's doubling open interval,
+//     and so of the wait between two dials; at least the reconnect wait.
+//   - WithPingInterval(d), 2m: how often the server is pinged; two missed
+//     pings drop the connection.
+//   - WithName(s), none: the connection name the server shows.
+//   - WithJetStreamDomain(d), none (the server's own JetStream): the domain
+//     of the client's JetStream and Key-Value calls.
+//   - WithNATSOptions(opts...), none: any nats.go option, applied after the
+//     client's own; handlers set there run in addition to the client's.
+//
+// Callbacks, run in order on a goroutine of the client's, never inside the
+// supervisor: WithDisconnectCallback(fn), WithReconnectCallback(fn),
+// WithClosedCallback(fn).
+//
+// Authentication and TLS: WithUserInfo(user, password), WithToken(t),
+// WithCredentials(file), WithNKeyFile(file), WithTLSConfig(cfg), and
+// WithClientCert(certFile, keyFile) for mutual TLS, read again before each
+// dial.
+//
+// Logs and telemetry (none by default: nothing is recorded):
+// WithSlog(*slog.Logger) for structured records, WithLogger(Logger) for
+// lines (SlogLogger adapts a *slog.Logger), WithTracerProvider(tp),
+// WithMeterProvider(mp), WithPropagator(p) (default W3C TraceContext and
+// Baggage) and WithKVKeysInSpans().
+//
+// Options are validated, never replaced by a default: an invalid url or
+// option value (a threshold below 1, a zero or negative wait, an empty URL, a
+// nil TLS config, an unreadable nkey file, a nil option) is an error matching
+// ErrInvalidOption that names what was wrong.
 func NewClient(url string, opts ...Option) (*Client, error) {
 	servers, err := splitServers(url)
 	if err != nil {
