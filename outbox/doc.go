@@ -10,10 +10,23 @@
 // in memory (and core NATS only); the outbox keeps the message on disk until
 // its stream has acknowledged it.
 //
-//	ob, err := outbox.Open(client, "/var/lib/app/outbox.db")
-//	...
-//	defer ob.Close(ctx)
-//	id, err := ob.Publish(ctx, "telemetry.site1", reading) // on disk when err is nil
+//	ob, err := outbox.Open(client, "/var/lib/sensor/outbox.db",
+//		outbox.WithMaxBytes(256<<20)) // disk budget of the pending messages
+//	if err != nil {
+//		return err // held by another process, or not an outbox file: the error names the path
+//	}
+//	defer ob.Close(ctx) // pending messages stay in the file for the next Open
+//
+//	id, err := ob.Publish(ctx, "telemetry.site1.temp", reading)
+//	switch {
+//	case errors.Is(err, outbox.ErrFull): // over budget (WithOverflow(outbox.Reject), the default)
+//	case errors.Is(err, natsclient.ErrInvalidArgument): // a bad subject: not stored
+//	case err != nil: // the disk failed
+//	}
+//
+// id is the message's Nats-Msg-Id. Flush(ctx) waits until everything
+// published so far is acknowledged; Stats says what is pending, forwarded,
+// dead-lettered, dropped and resent.
 //
 // # Exactly once, in order
 //
@@ -46,8 +59,10 @@
 // publishes on a connection it dials itself (natsclient.Client.DialConnContext,
 // the client's servers and settings), kept while the client is connected
 // and dialled again after a fault: one more connection to the server per
-// open outbox. Up to WithMaxInFlight publishes
-// are on the wire at once; an acknowledged message is deleted from the file.
+// open outbox (count it against the server's max_connections). The client's
+// own connection keeps nats.go's reconnect buffer for your publishes. Up to
+// WithMaxInFlight (256) publishes are on the wire at once, each waited for up
+// to WithAckTimeout (5s); an acknowledged message is deleted from the file.
 // The queue is read from the file a window at a time, so memory does not grow
 // with the backlog.
 //
@@ -73,12 +88,26 @@
 // ErrFull) or the oldest messages are dropped (DropOldest, counted in
 // Stats.Dropped). Dead letters are not counted against the bound.
 //
+// Size the budget as the publish rate times the longest outage to ride out,
+// counting each message's payload, subject and headers and about 35 bytes of
+// id and framing: 50 messages a second of 200 bytes for 4 hours is
+// 50 × 230 × 14,400 ≈ 166 MB. The file (bbolt, in 64 KiB pages for new files)
+// does not shrink when it drains; it reuses its free pages, and the process
+// keeps a few bytes per free page in memory, about 1 MB for a file that once
+// held 1 GB.
+//
 // A stored record that cannot be decoded (a damaged file) is moved to the
 // dead letters with a reason that says so, its bytes as they were, and
 // forwarding goes on.
 //
 // The natsclient package itself does not import bbolt: only programs that
 // import outbox compile it.
+//
+// # Metrics
+//
+// RegisterMetrics(mp) adds three gauges to an OpenTelemetry meter provider:
+// natsclient.outbox.pending.messages (the backlog), natsclient.outbox.pending.bytes
+// (its stored size) and natsclient.outbox.oldest.age (seconds; 0 when empty).
 //
 // # Errors
 //
