@@ -11,7 +11,7 @@ import (
 // bug: a write whose acknowledgement was lost is taken for a revision
 // conflict, so an update loop reads the key again and calls its function a
 // second time although the first write may have been stored. The
-// linearizability checks in reliability/ must catch it; RELIABILITY.md
+// linearizability checks in reliability/ must catch it; docs/reliability.md
 // shows them doing so.
 var breakExactlyOnce = false
 

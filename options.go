@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults for the options. They are documented in NewClient and the README.
+// Defaults for the options. They are documented in NewClient's comment.
 const (
 	DefaultMaxReconnects           = -1
 	DefaultReconnectWait           = 2 * time.Second
@@ -91,7 +91,7 @@ func invalidOption(name string, format string, args ...any) error {
 // itself never gives up before Close: when nats.go gives a connection up, the
 // supervisor dials a new one with the same backoff and breaker. The default
 // was 5; a new connection per dial after that cost a fleet of clients 2.5
-// times the CPU of keeping one (BENCHMARKS.md, "Fleet").
+// times the CPU of keeping one (docs/benchmarks.md, "Fleet").
 func WithMaxReconnects(n int) Option {
 	return func(o *options) error {
 		if n < -1 {

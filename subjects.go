@@ -144,7 +144,7 @@ var subjectBytes = func() (t [256]uint8) {
 // which every caller accepts. False means only that explainSubject must look
 // closer (and say what is wrong, if anything is). Publish pays for this on
 // every call: it costs about a third of explainSubject's loop
-// (BENCHMARKS.md).
+// (docs/benchmarks.md, "What the targets need").
 func plainSubject(subject string) bool {
 	prev := dotByte // a leading dot makes an empty first token
 	for i := 0; i < len(subject); i++ {

@@ -39,8 +39,8 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	}
 }
 
-// WithMeterProvider makes the client record metrics with mp (see the
-// README's metric table). Instruments are created once, by NewClient. A nil
+// WithMeterProvider makes the client record metrics with mp (the package
+// documentation's "Observability" lists them). Instruments are created once, by NewClient. A nil
 // provider is an error.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) error {

@@ -13,5 +13,6 @@
 //
 //	go run ./bench/cmd/benchratio
 //
-// See BENCHMARKS.md at the repository root for the numbers and the profiles.
+// See docs/benchmarks.md at the repository root for the numbers and the
+// profiles.
 package bench

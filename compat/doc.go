@@ -7,6 +7,6 @@
 // Watch) goes to the KVStore; the rest of jetstream.KeyValue goes to the
 // bucket handle natsclient.Client hands out. The assertions are nats.go's,
 // except where natsclient differs on purpose: each such place says
-// "Difference:" and is listed in the README under "Differences from
-// nats.go".
+// "Difference:" and is listed in natsclient's package documentation
+// under "Differences from nats.go".
 package compat

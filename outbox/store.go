@@ -65,7 +65,7 @@ type store struct {
 // each free page of its file, and a file never shrinks: after a backlog
 // drains, its pages are free. With bbolt's default of 4 KiB, draining 1 GB
 // left 20–30 MB of that bookkeeping in the heap; with 64 KiB pages, one
-// sixteenth, and the outbox's memory stays flat (BENCHMARKS.md, "Outbox").
+// sixteenth, and the outbox's memory stays flat (docs/design.md, "Store-and-forward").
 // Enqueueing and forwarding measured the same with either size.
 const filePageSize = 64 << 10
 

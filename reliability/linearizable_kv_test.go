@@ -257,7 +257,7 @@ const busyRefusalCode = 10164
 // write was not stored), but it is no statement about the key's revision:
 // a read right after it still sees the revision the write expected (the
 // other write is not applied yet), and the other write may yet fail. The
-// model takes it as "not stored" and nothing more; see RELIABILITY.md.
+// model takes it as "not stored" and nothing more; see docs/reliability.md.
 func busyRefusal(err error) bool {
 	apiErr := (*jetstream.APIError)(nil)
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == busyRefusalCode
