@@ -216,16 +216,23 @@
 // either for a subject no stream captures (jetstream.ErrNoStreamResponse,
 // within about a second) or for a stream electing a leader (sent again).
 //
-// Consume binds a durable pull consumer, creating it when it does not exist,
-// and acknowledges a message when the handler returns nil; an error naks it
-// for redelivery, and panics are not recovered. It continues across
-// reconnects and new connections, until Stop, ctx or Close; Stop returns once
-// the handler has returned and every goroutine Consume started has ended.
+// Consume binds a durable pull consumer, creating it with explicit
+// acknowledgement when it does not exist (create it first through
+// Stream(...).CreateOrUpdateConsumer to choose its configuration). A message
+// is acknowledged when the handler returns nil; an error naks it for
+// redelivery; a handler may ack or nak by itself, and the second
+// acknowledgement is then ignored. Panics are not recovered. Consuming
+// continues across reconnects and new connections, and since the consumer is
+// durable nothing acked is delivered again and nothing unacked is lost. It
+// runs until Stop, ctx or Close; Stop returns once the handler has returned
+// and every goroutine Consume started has ended, and Done is closed then.
 //
 // DialConn and DialConnContext dial a separate *nats.Conn with the client's
 // servers, credentials and WithNATSOptions (not its callbacks), for work that
 // needs settings the shared connection must not have. It is yours to close,
-// with no breaker, events or redial; the outbox uses one.
+// with no breaker, events or redial; the outbox uses one. DialConnContext
+// bounds the dial by ctx, handshake included: a server that accepts and never
+// answers holds it until ctx ends, not for the client's timeout.
 //
 // # Key-Value
 //
@@ -238,8 +245,12 @@
 // and UpdateWithRetry (raw bytes), retried on conflict up to
 // KVOptions.MaxRetries with jittered backoff. The update function may run
 // several times and must compute from its argument alone; its error is
-// returned as it is, with nothing written. A stored value that is not a JSON
-// object is an error naming the key, returned before the function is called.
+// returned as it is, with nothing written and no retry; a panic in it is not
+// recovered, and nothing is written. A stored value that is not a JSON object
+// (an array, a string, null, broken JSON) is an error naming the key,
+// returned before the function is called, and the value is left as it is.
+// Numbers decode as float64, as encoding/json does: use UpdateJSONAs to keep
+// a struct.
 // KVOptions are validated, never replaced: a bad one is kept as an error that
 // KVStore.Err and every call return.
 //
@@ -247,13 +258,26 @@
 // is settled by reading back what the bucket holds before the update function
 // is ever called again; when that cannot be decided the call returns
 // ErrKVUnknownOutcome rather than apply a change twice (see KVStore, "Exactly
-// once"). Reads and resends that get no answer are tried again within
+// once"). A larger History makes that rarer; look at the key before writing
+// again. Put, which is unconditional, resends the same message after a lost
+// acknowledgement, and its id keeps the server from storing it twice within
+// the bucket's duplicate window (2 minutes, or its TTL if shorter); Delete is
+// sent once. Conflicts are recognised by error value and by the server's
+// codes 10071 and 10164 (the latter from replicated buckets), never by text.
+// Reads and resends that get no answer are tried again within
 // KVOptions.Timeout, so a short broker restart is ridden out; a deleted bucket
 // is jetstream.ErrBucketNotFound from every call within about a second.
+// The bucket's MaxValueSize is the server's to enforce, read fresh whenever
+// it refuses, so a store follows a limit raised or lowered after it was
+// made. A call that KVOptions.Timeout ended returns an error matching
+// context.DeadlineExceeded that names KVOptions.Timeout.
 //
 // Bucket names and keys are checked as the server checks them
 // (ValidateBucketName, ValidateKey), and a key is bounded by the control line:
-// at most 4096 − 150 − 2×len(bucket) bytes. Reads on a replicated bucket are
+// at most 4096 − 150 − 2×len(bucket) bytes (3,934 in a bucket named config):
+// the longest line sent for a key, a watch's consumer creation, holds the key,
+// the bucket's name twice and at most 150 bytes besides. A server configured
+// with a smaller max_control_line is not detected. Reads on a replicated bucket are
 // direct gets that a replica a revision or two behind may answer; an update
 // loop is not fooled by that, but a test that checks a final value on a
 // cluster should read it from the stream leader.
@@ -289,7 +313,13 @@
 // of its own, linked to a hub in another. WithJetStreamDomain(d) makes the
 // client's JetStream and Key-Value calls use domain d; Client.Domain(name)
 // returns a view with the same JetStream and Key-Value methods in another
-// domain, on the same connection, whose handles follow new connections too. A
+// domain, on the same connection ("" is the connected server's own
+// JetStream, without a prefix), whose handles follow new connections too; a
+// name with whitespace, '.', '*', '>' or a path separator is ErrInvalidOption.
+// A handle of another domain's bucket (from jetstream.NewWithDomain) given to
+// Client.NewKVStore is bound by name in the client's own domain, failing with
+// jetstream.ErrBucketNotFound naming the domain looked in if it is not there:
+// give it to Client.Domain("hub").NewKVStore instead. A
 // KVStore writes where nats.go's KeyValue writes for that bucket: a mirror's
 // writes go to its origin, and the revision a compare-and-swap expects and the
 // read-back after a lost acknowledgement come from the origin's stream leader,
@@ -301,8 +331,10 @@
 // matching ErrUnreachable that names the origin bucket or domain (nothing was
 // received, so such a write was not stored). A link that hangs instead makes
 // those calls end with their ctx or KVOptions.Timeout, and a write then is
-// ErrKVUnknownOutcome. Domain consumers and watchers resume by themselves
-// once the link is back. See the example of Client.Domain.
+// ErrKVUnknownOutcome. Get on the mirror returns the last value it received.
+// Domain consumers and watchers resume by themselves once the link is back
+// (nats.go notices a lost pull by its missing heartbeats, up to about 30s
+// with the defaults). See the example of Client.Domain.
 //
 // # Observability
 //
@@ -367,6 +399,9 @@
 //	client, err := natsclient.NewClient(url,
 //		natsclient.WithTracerProvider(tp), natsclient.WithMeterProvider(mp),
 //		natsclient.WithSlog(slog.Default()))
+//
+// For OTLP metrics, use otlpmetricgrpc.New with sdkmetric.NewPeriodicReader
+// instead of the Prometheus reader.
 //
 // # Testing
 //
