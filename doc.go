@@ -138,22 +138,22 @@
 // jetstream.ErrKeyNotFound, ...). Errors are classified by value and by the
 // server's error codes, never by their text.
 //
-//	ErrCircuitOpen       the breaker is open; a *CircuitOpenError wrapping the failure that opened it
-//	ErrNotConnected      no connection now: before Connect succeeded, or between connections; nothing was sent
-//	ErrClosed            after Close
-//	ErrInvalidOption     NewClient, KVOptions or Domain was given a bad value; the message names it
-//	ErrInvalidArgument   bad input, refused before anything is sent: an invalid subject (also
-//	                     nats.ErrBadSubject), a subject too long for the control line, an invalid
-//	                     key or bucket name, a nil context, handler, message or function
-//	ErrPermanent         Connect met an error retrying cannot fix (also e.g. nats.ErrAuthorization)
-//	ErrUnreachable       a call bound for a hub (a mirror's origin, another domain) found nobody
-//	                     answering for it: nothing was received
-//	ErrKVKeyNotFound     Get or GetJSON of a missing or deleted key (also jetstream.ErrKeyNotFound)
-//	ErrKVRevisionMismatch a compare-and-swap lost to another writer (also jetstream's
-//	                     ErrKeyRevisionMismatch, or ErrKeyExists for Create)
-//	ErrKVMaxRetriesExceeded an update loop ran out of MaxRetries (also ErrKVRevisionMismatch)
-//	ErrKVUnknownOutcome  a write's acknowledgement was lost and whether it was stored cannot be
-//	                     known; it names the key, the expected revision and the message id
+//	ErrCircuitOpen           the breaker is open: a *CircuitOpenError wrapping the failure that opened it
+//	ErrNotConnected          no connection now (before Connect succeeded, or between connections); nothing was sent
+//	ErrClosed                after Close
+//	ErrInvalidOption         NewClient, KVOptions or Domain was given a bad value; the message names it
+//	ErrInvalidArgument       bad input, refused before anything is sent: an invalid subject (also
+//	                         nats.ErrBadSubject), a subject too long for the control line, an invalid key
+//	                         or bucket name, a nil context, handler, message or function
+//	ErrPermanent             Connect met an error retrying cannot fix (also e.g. nats.ErrAuthorization)
+//	ErrUnreachable           a call bound for a hub (a mirror's origin, another domain) found nobody
+//	                         answering for it: nothing was received
+//	ErrKVKeyNotFound         Get or GetJSON of a missing or deleted key (also jetstream.ErrKeyNotFound)
+//	ErrKVRevisionMismatch    a compare-and-swap lost to another writer (also jetstream's
+//	                         ErrKeyRevisionMismatch, or ErrKeyExists for Create)
+//	ErrKVMaxRetriesExceeded  an update loop ran out of MaxRetries (also ErrKVRevisionMismatch)
+//	ErrKVUnknownOutcome      a write's acknowledgement was lost and whether it was stored cannot be
+//	                         known; it names the key, the expected revision and the message id
 //
 // IsKVConflictError and IsKVNotFoundError test for the two KV cases. The
 // server counts headers toward max_payload with the data, the injected trace
