@@ -116,9 +116,9 @@
 // reading has not read is dropped and counted in the next event's Missed,
 // so its next read is the present state.
 //
-// WithDisconnectCallback, WithReconnectCallback and WithClosedCallback run on
-// a goroutine of their own, in order, never inside the supervisor: a callback
-// may call Publish, State or even Close on the same client.
+// WithDisconnectCallback, WithReconnectCallback and WithClosedCallback run,
+// in order, on a goroutine of the client's, never inside the supervisor: a
+// callback may call Publish, State or even Close on the same client.
 //
 // # Context
 //

@@ -108,8 +108,9 @@
 //
 // DirectURL bypasses the proxy (it changes with each start), for an observer
 // that must not suffer the fault, such as a responder during FreezeReplies.
-// Faults act on client connections only: routes between cluster members keep
-// flowing (Cluster.Isolate cuts them). On containers the faults are the
+// Freeze, FreezeReplies, Latency and CutConnections act on client
+// connections only: routes between cluster members keep flowing
+// (Cluster.Isolate cuts them; Stop or Kill takes a member away). On containers the faults are the
 // proxy's too, not docker pause, and Stop and Start are docker stop and
 // docker start of the same container, so the store survives like a disk.
 // Servers advertise the proxy's address (client_advertise), so a client that
