@@ -28,6 +28,10 @@ type Outbox struct {
 	stop    chan struct{} // closed by Close: the forwarder ends
 	fwdDone chan struct{} // closed when the forwarder has ended
 	cancel  context.CancelFunc
+	// fileClosed is closed once the file is closed and closeErr set, so that
+	// a Close that comes after one that timed out waits for the file too.
+	fileClosed chan struct{}
+	closeErr   error
 
 	// wake tells the forwarder that something was queued; capacity 1, so a
 	// Publish never waits on it and a burst costs one wake-up.
@@ -105,13 +109,14 @@ func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, erro
 		return nil, fmt.Errorf("outbox: open %s: %w", st.path, err)
 	}
 	ob := &Outbox{
-		client:  client,
-		st:      st,
-		opts:    o,
-		log:     o.logger.With("outbox", st.path),
-		stop:    make(chan struct{}),
-		fwdDone: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
+		client:     client,
+		st:         st,
+		opts:       o,
+		log:        o.logger.With("outbox", st.path),
+		stop:       make(chan struct{}),
+		fwdDone:    make(chan struct{}),
+		fileClosed: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
 	}
 	progress := make(chan struct{})
 	ob.progress.Store(&progress)
@@ -277,29 +282,34 @@ func (ob *Outbox) Stats() Stats {
 // Close stops forwarding and closes the file. Messages on the wire whose
 // acknowledgement has not arrived stay pending, and the next Open sends them
 // again (the stream's duplicate window removes copies). Close waits for the
-// forwarder to stop, or for ctx to end, whichever is first; the file is
-// closed as soon as the forwarder has stopped. It is idempotent: later calls
-// return nil.
+// forwarder to stop and the file to be closed, or for ctx to end, whichever
+// is first; after a Close whose ctx ended, the file is closed as soon as the
+// forwarder has stopped. A later Close waits for that too (or for its own
+// ctx), and returns nil, or the error of closing the file, once the path
+// can be opened again: Close may be called any number of times.
 func (ob *Outbox) Close(ctx context.Context) error {
 	if ctx == nil {
 		return fmt.Errorf("%w: outbox.Close: nil context", natsclient.ErrInvalidArgument)
 	}
-	if !ob.closed.CompareAndSwap(false, true) {
-		return nil
+	if ob.closed.CompareAndSwap(false, true) {
+		close(ob.stop)
+		ob.cancel()
+		go ob.closeFile()
 	}
-	close(ob.stop)
-	ob.cancel()
 	select {
-	case <-ob.fwdDone:
+	case <-ob.fileClosed:
+		return ob.closeErr
 	case <-ctx.Done():
-		go func() {
-			<-ob.fwdDone
-			ob.st.close()
-		}()
 		return fmt.Errorf("outbox: close: forwarder still stopping: %w", ctx.Err())
 	}
+}
+
+// closeFile closes the file once the forwarder has stopped, whether or not
+// a Close still waits for it.
+func (ob *Outbox) closeFile() {
+	<-ob.fwdDone
 	if err := ob.st.close(); err != nil {
-		return fmt.Errorf("outbox: close %s: %w", ob.st.path, err)
+		ob.closeErr = fmt.Errorf("outbox: close %s: %w", ob.st.path, err)
 	}
-	return nil
+	close(ob.fileClosed)
 }

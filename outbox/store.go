@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -70,7 +71,7 @@ type store struct {
 const filePageSize = 64 << 10
 
 func openStore(path string) (*store, error) {
-	abs, err := filepath.Abs(path)
+	abs, err := resolvePath(path)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
@@ -96,6 +97,29 @@ func openStore(path string) (*store, error) {
 		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// resolvePath returns the absolute path of the file that path names, with
+// symbolic links resolved, so that one file reached by two paths (a link
+// and its target) is known as one in openPaths: otherwise a second Open
+// through a link would wait for the file lock this process holds and call
+// it another process's. A path that does not exist yet is resolved through
+// its directory.
+func resolvePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
 }
 
 // init formats a new file, or checks that an existing one is an outbox: a
