@@ -28,6 +28,7 @@ var (
 	metaBucket    = []byte("meta")
 
 	formatKey  = []byte("format")
+	legacyKey  = []byte("legacy.until")
 	originKey  = []byte("origin")
 	countKey   = []byte("count")
 	bytesKey   = []byte("bytes")
@@ -35,7 +36,14 @@ var (
 	sentAtKey  = []byte("sent.at")
 )
 
-const formatMark = "natsclient-outbox/1"
+// formatMark is the file's format: 2 since records carry a checksum. A file
+// of format 1 (legacyFormatMark) is upgraded in place by Open, its records
+// kept as they are (see store.legacyUntil); a version of this package that
+// knows only format 1 refuses a file of format 2 rather than misread it.
+const (
+	formatMark       = "natsclient-outbox/2"
+	legacyFormatMark = "natsclient-outbox/1"
+)
 
 // lockTimeout bounds how long Open waits for the file lock another process
 // holds: long enough to ride out a process that is just closing it, short
@@ -59,6 +67,10 @@ type store struct {
 	db     *bolt.DB
 	path   string
 	origin string
+	// legacyUntil is the last sequence that may hold a record without a
+	// checksum (recordV1): the last one handed out when a file of format 1
+	// was upgraded, 0 in a file made with checksums.
+	legacyUntil uint64
 }
 
 // filePageSize is the bbolt page size of a new outbox file (an existing
@@ -154,12 +166,24 @@ func (s *store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	if f := meta.Get(formatKey); !bytes.Equal(f, []byte(formatMark)) {
-		return fmt.Errorf("format %q, want %q (left untouched)", f, formatMark)
-	}
 	if tx.Bucket(pendingBucket) == nil || tx.Bucket(deadBucket) == nil {
 		return errors.New("a bucket is missing: not an outbox file, or a damaged one (left untouched)")
 	}
+	switch f := meta.Get(formatKey); {
+	case bytes.Equal(f, []byte(formatMark)):
+	case bytes.Equal(f, []byte(legacyFormatMark)):
+		// Records stored so far have no checksum; those written from now
+		// on have one.
+		if err := putInt(meta, legacyKey, int64(tx.Bucket(pendingBucket).Sequence())); err != nil {
+			return err
+		}
+		if err := meta.Put(formatKey, []byte(formatMark)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("format %q, want %q (left untouched)", f, formatMark)
+	}
+	s.legacyUntil = uint64(getInt(meta, legacyKey))
 	s.origin = string(meta.Get(originKey))
 	return nil
 }
@@ -272,7 +296,7 @@ func (s *store) page(after uint64, n int) ([]*record, error) {
 			seq := keySeq(k)
 			slots = append(slots, record{})
 			r := &slots[len(slots)-1]
-			if err := decodeRecordInto(r, seq, v, &arena); err != nil {
+			if err := decodeRecordInto(r, seq, v, &arena, s.legacyUntil); err != nil {
 				*r = record{seq: seq, id: s.msgID(seq), corrupt: err}
 			}
 			recs = append(recs, r)
@@ -393,9 +417,7 @@ func (s *store) snapshot() (snapshot, error) {
 			return nil
 		}
 		sn.first = keySeq(k)
-		if len(v) >= 9 && v[0] == recordVersion {
-			sn.oldest = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))
-		}
+		sn.oldest, _ = recordEnqueued(v)
 		return nil
 	})
 	return sn, err
