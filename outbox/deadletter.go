@@ -37,7 +37,7 @@ func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		return nil, err
 	}
 	var out []DeadLetter
-	err := ob.st.db.View(func(tx *bolt.Tx) error {
+	err := ob.st.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
 			out = append(out, readDeadLetter(k, v, ob.st.legacyUntil))
 			return nil
@@ -59,7 +59,7 @@ func (ob *Outbox) Requeue(ctx context.Context, id string) error {
 		return err
 	}
 	var a admission
-	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+	err := ob.st.update(func(tx *bolt.Tx) error {
 		dead := tx.Bucket(deadBucket)
 		v := dead.Get([]byte(id))
 		if v == nil {
@@ -92,7 +92,7 @@ func (ob *Outbox) Discard(ctx context.Context, id string) error {
 	if err := ob.check(ctx, "Discard"); err != nil {
 		return err
 	}
-	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+	err := ob.st.update(func(tx *bolt.Tx) error {
 		dead := tx.Bucket(deadBucket)
 		if dead.Get([]byte(id)) == nil {
 			return unknownDeadLetter(id)

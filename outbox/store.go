@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -90,26 +91,86 @@ func openStore(path string) (*store, error) {
 	if _, busy := openPaths.LoadOrStore(abs, true); busy {
 		return nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
 	}
-	db, err := bolt.Open(abs, 0o600, &bolt.Options{Timeout: lockTimeout, PageSize: filePageSize})
+	s, err := openChecked(abs)
 	if err != nil {
 		openPaths.Delete(abs)
+		return nil, err
+	}
+	return s, nil
+}
+
+// openChecked opens the file at abs (an absolute, resolved path) once its
+// structure has been checked (checkFile), with bbolt's panics and faults on
+// the mapped file turned into errors matching ErrCorrupt.
+func openChecked(abs string) (*store, error) {
+	if err := checkFile(abs); err != nil {
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("outbox: open %s: another process holds it (lock not granted within %v): %w", abs, lockTimeout, err)
+		}
+		return nil, corruptErr(abs, err)
+	}
+	var db *bolt.DB
+	err := contain(abs, func() (err error) {
+		db, err = bolt.Open(abs, 0o600, &bolt.Options{Timeout: lockTimeout, PageSize: filePageSize})
+		return err
+	})
+	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("outbox: open %s: another process holds it (lock not granted within %v): %w", abs, lockTimeout, err)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-			return nil, fmt.Errorf("outbox: open %s: not an outbox file, or a corrupt one (left untouched): %w", abs, err)
+			return nil, corruptErr(abs, err)
+		case errors.Is(err, ErrCorrupt):
+			return nil, err
 		}
 		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
 	}
 	db.MaxBatchDelay = batchDelay
 	s := &store{db: db, path: abs}
-	if err := db.Update(s.init); err != nil {
+	if err := s.update(s.init); err != nil {
 		db.Close()
-		openPaths.Delete(abs)
+		if errors.Is(err, errMissingBucket) {
+			return nil, corruptErr(abs, err)
+		}
 		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
 	}
 	return s, nil
 }
+
+// corruptErr is Open's error for a damaged file at path.
+func corruptErr(path string, why error) error {
+	return fmt.Errorf("outbox: open %s: %w: %w (left untouched)", path, ErrCorrupt, why)
+}
+
+// contain runs fn, which calls bbolt on the file at path, with a fault on
+// its mapped memory turned into a panic (runtime/debug.SetPanicOnFault) and
+// a panic turned into an error matching ErrCorrupt: bbolt trusts the bytes
+// of its file, and a damaged file must not end the process. checkFile finds
+// damage before bbolt does; this catches what it may miss, in the calls
+// made on the caller's goroutine (bbolt's Batch commits on its own, which
+// nothing can guard).
+func contain(path string, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("outbox: %s: %w: bbolt: %v", path, ErrCorrupt, p)
+		}
+	}()
+	return fn()
+}
+
+// view and update are bbolt's View and Update, contained.
+func (s *store) view(fn func(*bolt.Tx) error) error {
+	return contain(s.path, func() error { return s.db.View(fn) })
+}
+
+func (s *store) update(fn func(*bolt.Tx) error) error {
+	return contain(s.path, func() error { return s.db.Update(fn) })
+}
+
+// errMissingBucket is init's answer for a file with an outbox's meta bucket
+// and not the others: a damaged outbox.
+var errMissingBucket = errors.New("the pending or dead-letter bucket is missing")
 
 // resolvePath returns the absolute path of the file that path names, with
 // symbolic links resolved, so that one file reached by two paths (a link
@@ -167,7 +228,7 @@ func (s *store) init(tx *bolt.Tx) error {
 		}
 	}
 	if tx.Bucket(pendingBucket) == nil || tx.Bucket(deadBucket) == nil {
-		return errors.New("a bucket is missing: not an outbox file, or a damaged one (left untouched)")
+		return errMissingBucket
 	}
 	switch f := meta.Get(formatKey); {
 	case bytes.Equal(f, []byte(formatMark)):
@@ -288,7 +349,7 @@ func (s *store) admit(tx *bolt.Tx, r *record, id string, maxBytes int64, policy 
 // than stop at it. The records of a page share their memory (pageArena).
 func (s *store) page(after uint64, n int) ([]*record, error) {
 	recs := make([]*record, 0, n)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		slots := make([]record, 0, n)
 		var arena pageArena
 		cur := tx.Bucket(pendingBucket).Cursor()
@@ -355,7 +416,7 @@ type deadEntry struct {
 // messages leave the queue, refused ones move to the dead letters, and the
 // sent mark advances (see forwarder.resend).
 func (s *store) settle(acked []uint64, dead []deadEntry, sentSeq uint64, sentAt time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c := readCounters(tx)
 		if err := dropAcked(tx, &c, acked); err != nil {
 			return err
@@ -389,7 +450,7 @@ func (s *store) settle(acked []uint64, dead []deadEntry, sentSeq uint64, sentAt 
 // sentMark returns the highest sequence a forwarder recorded as sent, and
 // when it recorded it.
 func (s *store) sentMark() (seq uint64, at time.Time, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		seq = uint64(getInt(meta, sentSeqKey))
 		at = time.Unix(0, getInt(meta, sentAtKey))
@@ -408,7 +469,7 @@ type snapshot struct {
 
 func (s *store) snapshot() (snapshot, error) {
 	var sn snapshot
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		sn.counters = readCounters(tx)
 		pending := tx.Bucket(pendingBucket)
 		sn.last = pending.Sequence()
