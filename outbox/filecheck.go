@@ -80,6 +80,7 @@ type fileReader struct {
 	meta     boltMeta
 	free     map[uint64]bool
 	seen     map[uint64]bool
+	spare    [][]byte
 	// tolerant walks past a damaged page (salvage) instead of stopping at
 	// it (check), counting it in damaged.
 	tolerant bool
@@ -164,12 +165,29 @@ func (r *fileReader) readPage(id uint64, want uint16) ([]byte, error) {
 	for p := id; p <= id+overflow; p++ {
 		r.seen[p] = true
 	}
-	buf := make([]byte, (overflow+1)*uint64(r.pageSize))
-	if _, err := r.f.ReadAt(buf, int64(id)*int64(r.pageSize)); err != nil && !errors.Is(err, io.EOF) {
+	span := int((overflow + 1) * uint64(r.pageSize))
+	buf := r.buffer(span)
+	copy(buf, head)
+	if _, err := r.f.ReadAt(buf[len(head):], int64(id)*int64(r.pageSize)+int64(len(head))); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("page %d: %w", id, err)
 	}
 	return buf, nil
 }
+
+// buffer returns a buffer of n bytes, a spare one when there is one large
+// enough: a walk needs one per level of the tree, not one per page.
+func (r *fileReader) buffer(n int) []byte {
+	for i, b := range r.spare {
+		if cap(b) >= n {
+			r.spare = append(r.spare[:i], r.spare[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// release gives back a buffer readPage returned.
+func (r *fileReader) release(b []byte) { r.spare = append(r.spare, b) }
 
 // readFreelist reads the freelist page into r.free, checking each free page
 // number.
@@ -283,6 +301,7 @@ func (r *fileReader) walkPage(id uint64, depth int, last *[]byte, leaf func(elem
 	buf, err := r.readPage(id, boltBranchPage|boltLeafPage)
 	if err == nil {
 		err = r.walkElements(buf, depth, last, leaf)
+		r.release(buf)
 	}
 	if err != nil && r.tolerant {
 		r.damaged++
@@ -310,7 +329,7 @@ func (r *fileReader) walkElements(buf []byte, depth int, last *[]byte, leaf func
 		if *last != nil && bytes.Compare(*last, el.key) >= 0 {
 			return fmt.Errorf("page %d: keys out of order across pages", byteOrder.Uint64(buf))
 		}
-		*last = el.key
+		*last = append((*last)[:0], el.key...) // the page's buffer is reused
 		if err := leaf(el); err != nil {
 			return err
 		}
