@@ -226,12 +226,21 @@ type element struct {
 
 // elements returns a page's elements (buf holds the page at its start),
 // checking that each lies inside the page and that the keys are in order.
-func elements(buf []byte) ([]element, error) {
+// When skip is not nil, an element that fails is left out and counted in
+// *skip instead (salvage).
+func elements(buf []byte, skip *int) ([]element, error) {
 	flags, count := byteOrder.Uint16(buf[8:]), uint64(byteOrder.Uint16(buf[10:]))
 	if boltHeaderSize+count*boltElementSize > uint64(len(buf)) {
 		return nil, fmt.Errorf("%d elements do not fit the page's %d bytes", count, len(buf))
 	}
 	out := make([]element, 0, count)
+	bad := func(err error) error {
+		if skip == nil {
+			return err
+		}
+		*skip++
+		return nil
+	}
 	for i := range count {
 		off := boltHeaderSize + i*boltElementSize
 		e := buf[off : off+boltElementSize]
@@ -243,18 +252,27 @@ func elements(buf []byte) ([]element, error) {
 		} else {
 			lf := byteOrder.Uint32(e[0:])
 			if lf&^boltBucketLeaf != 0 {
-				return nil, fmt.Errorf("element %d: flags %#x", i, lf)
+				if err := bad(fmt.Errorf("element %d: flags %#x", i, lf)); err != nil {
+					return nil, err
+				}
+				continue
 			}
 			el.bucket = lf == boltBucketLeaf
 			pos, ksize, vsize = uint64(byteOrder.Uint32(e[4:])), uint64(byteOrder.Uint32(e[8:])), uint64(byteOrder.Uint32(e[12:]))
 		}
 		start := off + pos
 		if ksize == 0 || start+ksize+vsize > uint64(len(buf)) {
-			return nil, fmt.Errorf("element %d: key of %d and value of %d bytes at %d, outside the page's %d bytes", i, ksize, vsize, start, len(buf))
+			if err := bad(fmt.Errorf("element %d: key of %d and value of %d bytes at %d, outside the page's %d bytes", i, ksize, vsize, start, len(buf))); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		el.key, el.value = buf[start:start+ksize], buf[start+ksize:start+ksize+vsize]
-		if i > 0 && bytes.Compare(out[i-1].key, el.key) >= 0 {
-			return nil, fmt.Errorf("element %d: keys out of order", i)
+		if len(out) > 0 && bytes.Compare(out[len(out)-1].key, el.key) >= 0 {
+			if err := bad(fmt.Errorf("element %d: keys out of order", i)); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		out = append(out, el)
 	}
@@ -311,7 +329,11 @@ func (r *fileReader) walkPage(id uint64, depth int, last *[]byte, leaf func(elem
 }
 
 func (r *fileReader) walkElements(buf []byte, depth int, last *[]byte, leaf func(element) error) error {
-	els, err := elements(buf)
+	var skip *int
+	if r.tolerant {
+		skip = &r.damaged
+	}
+	els, err := elements(buf, skip)
 	if err != nil {
 		return fmt.Errorf("page %d: %w", byteOrder.Uint64(buf), err)
 	}
@@ -327,6 +349,10 @@ func (r *fileReader) walkElements(buf []byte, depth int, last *[]byte, leaf func
 			continue
 		}
 		if *last != nil && bytes.Compare(*last, el.key) >= 0 {
+			if r.tolerant {
+				r.damaged++
+				continue
+			}
 			return fmt.Errorf("page %d: keys out of order across pages", byteOrder.Uint64(buf))
 		}
 		*last = append((*last)[:0], el.key...) // the page's buffer is reused

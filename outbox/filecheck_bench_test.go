@@ -19,7 +19,7 @@ func BenchmarkOpenCheck(b *testing.B) {
 		fmt.Sscan(v, &mb)
 	}
 	path := filepath.Join(b.TempDir(), "big.db")
-	st, err := openStore(path)
+	st, _, err := openStore(path, false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,6 +23,8 @@ type Outbox struct {
 	st     *store
 	opts   options
 	log    *slog.Logger
+	// salvage is what Open did with a damaged file (WithSalvage), or nil.
+	salvage *Salvage
 
 	closed  atomic.Bool
 	stop    chan struct{} // closed by Close: the forwarder ends
@@ -77,12 +79,18 @@ type Stats struct {
 // the client.
 //
 // Options and their defaults: WithMaxBytes (64 MiB), WithOverflow (Reject),
-// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (slog.Default()).
+// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (slog.Default()),
+// WithSalvage (off).
 //
 // A path another process holds is an error within about a second; a second
-// Open of a path this process holds is an error at once. A file that is not
-// an outbox, or is corrupt, is an error naming the path, and is left as it
-// is. An invalid option matches natsclient.ErrInvalidOption.
+// Open of a path this process holds (by any path: symbolic links are
+// resolved) is an error at once. A file that is not an outbox is an error
+// naming the path; a damaged one is an error matching ErrCorrupt, naming the
+// path and what was wrong. Either is left as it is; with WithSalvage, a
+// damaged file is moved aside instead and what can be verified of it kept
+// (see Salvaged). Open reads the structure of an existing file before
+// using it, which costs about 0.4 ms per MiB of file (see "Storage" in the
+// package doc). An invalid option matches natsclient.ErrInvalidOption.
 func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: outbox.Open: nil client", natsclient.ErrInvalidArgument)
@@ -99,7 +107,7 @@ func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, erro
 			return nil, err
 		}
 	}
-	st, err := openStore(path)
+	st, salvage, err := openStore(path, o.salvage)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +119,18 @@ func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, erro
 	ob := &Outbox{
 		client:     client,
 		st:         st,
+		salvage:    salvage,
 		opts:       o,
 		log:        o.logger.With("outbox", st.path),
 		stop:       make(chan struct{}),
 		fwdDone:    make(chan struct{}),
 		fileClosed: make(chan struct{}),
 		wake:       make(chan struct{}, 1),
+	}
+	if salvage != nil {
+		ob.log.Warn("outbox: the file was damaged: moved aside, and what could be verified of it kept in a new file",
+			"moved_to", salvage.MovedTo, "pending", salvage.Pending, "dead_letters", salvage.DeadLetters,
+			"set_aside", salvage.SetAside, "lost", salvage.Lost, "cause", salvage.Cause)
 	}
 	progress := make(chan struct{})
 	ob.progress.Store(&progress)

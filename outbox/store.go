@@ -83,20 +83,31 @@ type store struct {
 // Enqueueing and forwarding measured the same with either size.
 const filePageSize = 64 << 10
 
-func openStore(path string) (*store, error) {
+// openStore opens the outbox file at path. A damaged one is an error
+// matching ErrCorrupt, or, with salvage, is moved aside and what can be
+// verified of it kept in a new file (salvage.go), which is opened.
+func openStore(path string, salvage bool) (*store, *Salvage, error) {
 	abs, err := resolvePath(path)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	if _, busy := openPaths.LoadOrStore(abs, true); busy {
-		return nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
+		return nil, nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
 	}
 	s, err := openChecked(abs)
+	var saved *Salvage
+	if errors.Is(err, ErrCorrupt) && salvage {
+		if saved, err = salvageFile(abs, err); err != nil {
+			err = fmt.Errorf("outbox: open %s: %w: salvage: %w", abs, ErrCorrupt, err)
+		} else {
+			s, err = openChecked(abs)
+		}
+	}
 	if err != nil {
 		openPaths.Delete(abs)
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return s, saved, nil
 }
 
 // openChecked opens the file at abs (an absolute, resolved path) once its
