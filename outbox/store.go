@@ -138,7 +138,18 @@ func openChecked(abs string) (*store, error) {
 	}
 	db.MaxBatchDelay = batchDelay
 	s := &store{db: db, path: abs}
-	if err := s.update(s.init); err != nil {
+	// A file of the current format is only read: Open costs no commit.
+	initTx := s.update
+	if err := s.view(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(metaBucket); meta != nil && bytes.Equal(meta.Get(formatKey), []byte(formatMark)) {
+			initTx = s.view
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := initTx(s.init); err != nil {
 		db.Close()
 		if errors.Is(err, errMissingBucket) {
 			return nil, corruptErr(abs, err)
