@@ -34,7 +34,10 @@ const fuzzPending = 120
 
 func fuzzSetup(f *testing.F) {
 	fuzzBase.once.Do(func() {
-		tc := newEnv(f)
+		// Embedded whatever the backend: the server only makes the file
+		// (a dead letter), and a container per fuzz worker would cost more
+		// than the inputs.
+		tc := newEnv(f, natstest.WithBackend(natstest.Embedded))
 		fuzzBase.tc = tc
 		fuzzBase.msgs = map[string]outbox.QueuedMsg{}
 		fuzzBase.order = map[string]int{}
