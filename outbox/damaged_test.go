@@ -161,7 +161,10 @@ func resetStream(t *testing.T, url string) string {
 	}
 	streamSeq++
 	name := fmt.Sprintf("%s%d", streamName, streamSeq)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subjectPfx + ">"}}); err != nil {
+	// In memory: a file store's removal can still be under way when the
+	// next one is made (the server's 10049, "error creating store").
+	cfg := jetstream.StreamConfig{Name: name, Subjects: []string{subjectPfx + ">"}, Storage: jetstream.MemoryStorage}
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return name

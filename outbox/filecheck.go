@@ -148,8 +148,10 @@ func (r *fileReader) readPage(id uint64, want uint16) ([]byte, error) {
 	if byteOrder.Uint64(head) != id {
 		return nil, fmt.Errorf("page %d: its header says page %d", id, byteOrder.Uint64(head))
 	}
-	if flags&want == 0 || flags&^want != 0 {
-		return nil, fmt.Errorf("page %d: flags %#x where %#x was expected", id, flags, want)
+	// Exactly one kind: bbolt tests one bit at a time, so a page flagged
+	// both branch and leaf would be read as a branch after passing as a leaf.
+	if flags&want == 0 || flags&(flags-1) != 0 {
+		return nil, fmt.Errorf("page %d: flags %#x where one of %#x was expected", id, flags, want)
 	}
 	if id+overflow >= r.meta.hwm {
 		return nil, fmt.Errorf("page %d: overflows %d pages past the high-water mark %d", id, overflow, r.meta.hwm)

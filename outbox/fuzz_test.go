@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -112,7 +113,7 @@ func FuzzDamagedFile(f *testing.F) {
 			if err := os.WriteFile(path, bad, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			var opts []outbox.Option
+			opts := []outbox.Option{outbox.WithLogger(slog.New(slog.DiscardHandler))}
 			if salvage {
 				opts = append(opts, outbox.WithSalvage())
 			}
