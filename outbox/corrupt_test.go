@@ -86,3 +86,66 @@ func TestUndecodableRecord(t *testing.T) {
 		t.Errorf("discard of a discarded letter: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// A record whose bytes changed on disk after it was stored (a payload byte
+// flipped; a record moved under another record's key; a record of the format
+// without a checksum where the file has checksums) fails its check on read:
+// it goes to the dead letters with its bytes, and is never forwarded.
+func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
+	tc := newEnv(t)
+	path := outboxPath(t)
+	tc.Server.Stop()
+	ob := openOutbox(t, tc.Client, path)
+	msgs := publishN(t, ob, "c", "payload", 5)
+	closeOutbox(t, ob)
+
+	var stored [][]byte
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("pending"))
+		var keys [][]byte
+		_ = b.ForEach(func(k, v []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			stored = append(stored, bytes.Clone(v))
+			return nil
+		})
+		flipped := bytes.Clone(stored[1])
+		flipped[len(flipped)-1] ^= 0x01 // "payload-1" becomes "payload-0"
+		stored[1] = flipped
+		stored[2] = stored[0]                      // message 0's record, under message 2's key
+		v1 := append([]byte{1}, stored[3][13:]...) // the v1 layout, no checksum
+		stored[3] = v1
+		for i := 1; i <= 3; i++ {
+			if err := b.Put(keys[i], stored[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("damage the file: %v", err)
+	}
+
+	tc.Server.Start()
+	ob = openOutbox(t, tc.Client, path)
+	flush(t, ob)
+	checkStream(t, tc.URL, streamName, []sent{msgs[0], msgs[4]})
+	dead, err := ob.DeadLetters(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 3 {
+		t.Fatalf("%d dead letters, want 3: %+v", len(dead), dead)
+	}
+	for i, d := range dead {
+		if d.ID != msgs[1+i].id || !bytes.Equal(d.Data, stored[1+i]) || !strings.Contains(d.Err, "cannot be decoded") {
+			t.Errorf("dead letter %d is %+v, want id %s, the stored bytes and a reason that says it cannot be decoded", i, d, msgs[1+i].id)
+		}
+	}
+}

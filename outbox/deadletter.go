@@ -37,9 +37,9 @@ func (ob *Outbox) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		return nil, err
 	}
 	var out []DeadLetter
-	err := ob.st.db.View(func(tx *bolt.Tx) error {
+	err := ob.st.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(deadBucket).ForEach(func(k, v []byte) error {
-			out = append(out, readDeadLetter(k, v))
+			out = append(out, readDeadLetter(k, v, ob.st.legacyUntil))
 			return nil
 		})
 	})
@@ -59,13 +59,13 @@ func (ob *Outbox) Requeue(ctx context.Context, id string) error {
 		return err
 	}
 	var a admission
-	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+	err := ob.st.update(func(tx *bolt.Tx) error {
 		dead := tx.Bucket(deadBucket)
 		v := dead.Get([]byte(id))
 		if v == nil {
 			return unknownDeadLetter(id)
 		}
-		_, _, r, err := decodeDeadLetter([]byte(id), v)
+		_, _, r, err := decodeDeadLetter([]byte(id), v, ob.st.legacyUntil)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (ob *Outbox) Discard(ctx context.Context, id string) error {
 	if err := ob.check(ctx, "Discard"); err != nil {
 		return err
 	}
-	err := ob.st.db.Update(func(tx *bolt.Tx) error {
+	err := ob.st.update(func(tx *bolt.Tx) error {
 		dead := tx.Bucket(deadBucket)
 		if dead.Get([]byte(id)) == nil {
 			return unknownDeadLetter(id)
@@ -108,8 +108,8 @@ func (ob *Outbox) Discard(ctx context.Context, id string) error {
 // readDeadLetter returns the dead letter stored under id; one that cannot be
 // decoded is returned as its raw bytes, with an Err that says so, rather than
 // hiding the others.
-func readDeadLetter(id, v []byte) DeadLetter {
-	at, cause, r, err := decodeDeadLetter(id, v)
+func readDeadLetter(id, v []byte, legacyUntil uint64) DeadLetter {
+	at, cause, r, err := decodeDeadLetter(id, v, legacyUntil)
 	if err == nil {
 		return DeadLetter{ID: r.id, Subject: r.subject, Data: r.data, Header: r.header, Err: cause, At: at}
 	}
@@ -126,15 +126,21 @@ func readDeadLetter(id, v []byte) DeadLetter {
 	return dl
 }
 
-// decodeDeadLetter parses the dead letter stored under id.
-func decodeDeadLetter(id, v []byte) (time.Time, string, *record, error) {
+// decodeDeadLetter parses the dead letter stored under id; legacyUntil is
+// the store's (see decodeRecordInto).
+func decodeDeadLetter(id, v []byte, legacyUntil uint64) (time.Time, string, *record, error) {
 	at, cause, raw, err := decodeDead(v)
 	if err != nil {
 		return time.Time{}, "", nil, fmt.Errorf("dead letter %s: %w", id, err)
 	}
-	r, err := decodeRecord(0, raw)
+	r, err := decodeRecord(0, raw, legacyUntil)
 	if err != nil {
 		return time.Time{}, "", nil, fmt.Errorf("dead letter %s: %w", id, err)
+	}
+	if r.id != string(id) {
+		// A record is stored under its own id: this one was moved (the
+		// forwarder set it aside because its key did not match).
+		return time.Time{}, "", nil, fmt.Errorf("dead letter %s: %w: it holds the record of %s", id, errCorruptRecord, r.id)
 	}
 	return at, cause, r, nil
 }

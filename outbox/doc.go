@@ -81,12 +81,13 @@
 // The file is a bbolt database (go.etcd.io/bbolt): concurrent Publish calls
 // share one commit and one fsync (bbolt's Batch). One process opens a file at
 // a time: a file held by another process is an error within about a second,
-// a second Open in the same process an error at once. A file that is not an
-// outbox, or is corrupt, is an error naming it, and is never rewritten or
-// deleted. WithMaxBytes bounds the pending messages' stored size; at the
-// bound, WithOverflow says whether Publish refuses (Reject, the default:
-// ErrFull) or the oldest messages are dropped (DropOldest, counted in
-// Stats.Dropped). Dead letters are not counted against the bound.
+// a second Open in the same process (by any path: symbolic links are
+// resolved) an error at once. A file that is not an outbox is an error
+// naming it, and is never rewritten or deleted. WithMaxBytes bounds the
+// pending messages' stored size; at the bound, WithOverflow says whether
+// Publish refuses (Reject, the default: ErrFull) or the oldest messages are
+// dropped (DropOldest, counted in Stats.Dropped). Dead letters are not
+// counted against the bound.
 //
 // Size the budget as the publish rate times the longest outage to ride out,
 // counting each message's payload, subject and headers and about 35 bytes of
@@ -96,9 +97,40 @@
 // keeps a few bytes per free page in memory, about 1 MB for a file that once
 // held 1 GB.
 //
-// A stored record that cannot be decoded (a damaged file) is moved to the
-// dead letters with a reason that says so, its bytes as they were, and
-// forwarding goes on.
+// # Damaged files
+//
+// No bytes of the file can crash the process or make the outbox forward
+// what was not published. bbolt trusts its file: it maps it into memory,
+// and a truncated file or a damaged page is a fault (SIGBUS, which no
+// recover catches) or a panic. So Open first reads the file's structure
+// itself, with plain reads, under bbolt's lock: the meta pages, the size the
+// file must have, the freelist, and every page of every bucket (kind, place,
+// elements inside their page, keys in order, no page reached twice or both
+// used and free). A file that fails is an error matching ErrCorrupt, naming
+// the path and what was wrong, and is left as it is. The check reads the
+// pages in use, not the free ones: about 0.4 ms per MiB of file in the page
+// cache (240 ms for a 598 MiB file holding 256 MiB of messages), a few ms
+// for a file within the default budget. bbolt calls made on the outbox's
+// goroutines also run with faults turned into panics
+// (runtime/debug.SetPanicOnFault), recovered as errors matching ErrCorrupt.
+//
+// Each record carries a CRC-32C of its bytes and its own sequence, checked
+// when it is read: a record whose bytes changed, or that sits under another
+// record's key, is moved to the dead letters with a reason that says it
+// cannot be decoded, its bytes as they were, and forwarding goes on with the
+// next. A dead letter holds its message's id, checked too. Files written
+// before records carried a checksum (format 1) are upgraded in place when
+// opened: their records are read as they are (they cannot be verified), new
+// ones carry a checksum. A version of this package that predates format 2
+// refuses a file of format 2 rather than misread it.
+//
+// With WithSalvage, Open does not stop at a damaged file: it moves it aside,
+// beside itself, as <name>.corrupt-<UTC time>, and writes to a new file at
+// the path every record it can verify, walking past damaged pages, with the
+// ids, order and sent mark they had. Outbox.Salvaged says how many pending
+// messages and dead letters were kept, how many records failed their check
+// (kept among the dead letters, with their bytes) and how many were lost;
+// Open logs the same as a warning.
 //
 // The natsclient package itself does not import bbolt: only programs that
 // import outbox compile it.
@@ -114,6 +146,6 @@
 // Bad input (an invalid subject, a nil context or message, a reply subject,
 // a Nats-Msg-Id header of the caller's) matches natsclient.ErrInvalidArgument
 // and nothing is stored; invalid options match natsclient.ErrInvalidOption.
-// ErrFull and ErrClosed are this package's own. Publish never returns
-// natsclient.ErrCircuitOpen.
+// ErrFull, ErrCorrupt and ErrClosed are this package's own. Publish never
+// returns natsclient.ErrCircuitOpen.
 package outbox

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,41 @@ func TestOpenForeignOrCorruptFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// An outbox this process holds, opened again through a symbolic link (to
+// the file, or to its directory), is known at once as open here, not taken
+// for another process's after the lock's timeout.
+func TestOpenThroughASymlinkOfAHeldPath(t *testing.T) {
+	tc := natstest.NewTestClient(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "outbox.db")
+	ob := openOutbox(t, tc.Client, path)
+	fileLink := filepath.Join(t.TempDir(), "link.db")
+	dirLink := filepath.Join(t.TempDir(), "dir")
+	for _, l := range [][2]string{{path, fileLink}, {dir, dirLink}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{fileLink, filepath.Join(dirLink, "outbox.db")} {
+		start := time.Now()
+		_, err := outbox.Open(tc.Client, p)
+		if err == nil || !strings.Contains(err.Error(), "already open in this process") || !strings.Contains(err.Error(), path) {
+			t.Errorf("Open through %s: %v, want an error naming %s as already open in this process", p, err, path)
+		}
+		// "At once": not the lock's wait of a second.
+		if took := time.Since(start); took >= time.Second {
+			t.Errorf("Open through %s took %v to fail", p, took)
+		}
+	}
+	closeOutbox(t, ob)
+
+	// A path that does not exist yet, through a link to its directory.
+	fresh := filepath.Join(dirLink, "new.db")
+	ob = openOutbox(t, tc.Client, fresh)
+	if _, err := outbox.Open(tc.Client, filepath.Join(dir, "new.db")); err == nil || !strings.Contains(err.Error(), "already open in this process") {
+		t.Errorf("Open of a new file by its real path while open through a link: %v, want already open", err)
+	}
+	closeOutbox(t, ob)
 }

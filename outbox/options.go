@@ -48,6 +48,7 @@ type options struct {
 	maxInFlight int
 	ackTimeout  time.Duration
 	logger      *slog.Logger
+	salvage     bool
 }
 
 func defaultOptions() options {
@@ -122,6 +123,30 @@ func WithLogger(l *slog.Logger) Option {
 			return invalidOption("WithLogger", "nil logger")
 		}
 		o.logger = l
+		return nil
+	}
+}
+
+// WithSalvage makes Open keep what it can of a damaged file instead of
+// returning ErrCorrupt: the file is moved aside, in its directory, as
+// <name>.corrupt-<UTC time> (never deleted), and a new file at the path
+// holds every pending message and dead letter whose integrity could be
+// verified (a record's checksum, its sequence), with the ids, order and
+// sent mark they had, so forwarding goes on where it was. A pending record
+// that fails its check is kept among the dead letters with its bytes, as
+// the forwarder does with one it finds. Outbox.Salvaged returns the counts
+// (kept, set aside, lost), and Open logs them as a warning. A file that is
+// not an outbox's (another program's bbolt file) is still an error. Off by
+// default: a damaged file then stays where it is, for a person or a tool.
+//
+// Salvage reads only the pages reachable from the file's last valid meta
+// page (or the one before, when it keeps more): a damaged page may point to
+// an older copy of records already forwarded, which are sent again, and the
+// stream's duplicate window removes such copies within it. A salvaged file
+// of records written before checksums (format 1) keeps those that decode.
+func WithSalvage() Option {
+	return func(o *options) error {
+		o.salvage = true
 		return nil
 	}
 }

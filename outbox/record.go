@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,25 +23,43 @@ type record struct {
 	corrupt error
 }
 
-// recordVersion is the first byte of every stored record, so that a later
-// format can tell old records apart.
-const recordVersion = 1
+// The first byte of every stored record is its format's version, so that a
+// later format can tell old records apart.
+const (
+	// recordV1 is the format without a checksum, written before records
+	// carried one. It is read only where the file says such records may be
+	// (store.legacyUntil): a damaged byte cannot turn a checked record into
+	// an unchecked one.
+	recordV1 = 1
+	// recordV2 adds a CRC-32C of everything after it, and the record's own
+	// sequence, so that damage anywhere in its bytes, or in its key, is
+	// found on read: bbolt checks only its meta pages.
+	recordV2 = 2
+)
+
+// recordV2Header is what a v2 record holds before the v1 fields: the
+// version, the checksum, and the sequence.
+const recordV2Header = 1 + 4 + 8
+
+// castagnoli is CRC-32C, computed by the CPU's instruction where it has one.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var errCorruptRecord = errors.New("corrupt record")
 
-// encode returns the record's stored form: a version byte, the enqueue time,
-// the id, the subject and the headers, each length-prefixed, then the payload
-// to the end.
+// encode returns the record's stored form (recordV2): the version byte, the
+// CRC-32C of the rest, the sequence, the enqueue time, the id, the subject
+// and the headers, each length-prefixed, then the payload to the end.
 func (r *record) encode() []byte {
-	n := 1 + 8 + 3*binary.MaxVarintLen64 + len(r.id) + len(r.subject) + len(r.data)
+	n := recordV2Header + 8 + 3*binary.MaxVarintLen64 + len(r.id) + len(r.subject) + len(r.data)
 	for k, vs := range r.header {
 		n += 2*binary.MaxVarintLen64 + len(k)
 		for _, v := range vs {
 			n += binary.MaxVarintLen64 + len(v)
 		}
 	}
-	b := make([]byte, 0, n)
-	b = append(b, recordVersion)
+	b := make([]byte, recordV2Header-8, n)
+	b[0] = recordV2
+	b = binary.BigEndian.AppendUint64(b, r.seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.enqueued.UnixNano()))
 	b = appendString(b, r.id)
 	b = appendString(b, r.subject)
@@ -52,7 +71,21 @@ func (r *record) encode() []byte {
 			b = appendString(b, v)
 		}
 	}
-	return append(b, r.data...)
+	b = append(b, r.data...)
+	binary.BigEndian.PutUint32(b[1:5], crc32.Checksum(b[5:], castagnoli))
+	return b
+}
+
+// recordEnqueued returns the enqueue time of a stored record, read without
+// decoding it (nor checking it: Stats' Oldest only).
+func recordEnqueued(v []byte) (time.Time, bool) {
+	switch {
+	case len(v) >= recordV2Header+8 && v[0] == recordV2:
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v[recordV2Header:]))), true
+	case len(v) >= 9 && v[0] == recordV1:
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true
+	}
+	return time.Time{}, false
 }
 
 func appendString(b []byte, s string) []byte {
@@ -62,9 +95,9 @@ func appendString(b []byte, s string) []byte {
 
 // decodeRecord parses a stored record. It copies what it keeps, because the
 // bytes bbolt hands out are valid only inside their transaction.
-func decodeRecord(seq uint64, b []byte) (*record, error) {
+func decodeRecord(seq uint64, b []byte, legacyUntil uint64) (*record, error) {
 	r := &record{}
-	return r, decodeRecordInto(r, seq, b, nil)
+	return r, decodeRecordInto(r, seq, b, nil, legacyUntil)
 }
 
 // pageArena holds what the records of one page read from the file share,
@@ -103,11 +136,32 @@ func (a *pageArena) string(b []byte) string {
 	return a.subject
 }
 
-// decodeRecordInto parses a stored record into r, taking the payload's
-// copy and the subject from arena when it is not nil.
-func decodeRecordInto(r *record, seq uint64, b []byte, arena *pageArena) error {
+// decodeRecordInto parses the record stored at seq into r, taking the
+// payload's copy and the subject from arena when it is not nil. seq is 0
+// for a record whose key is not known (a dead letter's). A v2 record must
+// pass its checksum and hold seq; a v1 record, which has no checksum, is
+// read only at a sequence up to legacyUntil (or, with seq 0, in a file that
+// has any: legacyUntil > 0).
+func decodeRecordInto(r *record, seq uint64, b []byte, arena *pageArena, legacyUntil uint64) error {
 	d := decoder{b: b}
-	if v := d.byte(); v != recordVersion {
+	switch v := d.byte(); {
+	case v == recordV2:
+		if len(b) < recordV2Header {
+			return fmt.Errorf("%w: %d bytes at sequence %d", errCorruptRecord, len(b), seq)
+		}
+		if sum := crc32.Checksum(b[5:], castagnoli); sum != binary.BigEndian.Uint32(b[1:5]) {
+			return fmt.Errorf("%w: checksum mismatch at sequence %d", errCorruptRecord, seq)
+		}
+		own := binary.BigEndian.Uint64(b[5:recordV2Header])
+		if seq != 0 && own != seq {
+			return fmt.Errorf("%w: record of sequence %d stored at sequence %d", errCorruptRecord, own, seq)
+		}
+		d.b = b[recordV2Header:]
+		seq = own
+	case v == recordV1 && legacyUntil > 0 && seq <= legacyUntil:
+	case v == recordV1:
+		return fmt.Errorf("%w: a record without a checksum at sequence %d, in a file written with checksums from sequence %d", errCorruptRecord, seq, legacyUntil+1)
+	default:
 		return fmt.Errorf("%w: version %d at sequence %d", errCorruptRecord, v, seq)
 	}
 	r.seq = seq

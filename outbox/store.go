@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,6 +29,7 @@ var (
 	metaBucket    = []byte("meta")
 
 	formatKey  = []byte("format")
+	legacyKey  = []byte("legacy.until")
 	originKey  = []byte("origin")
 	countKey   = []byte("count")
 	bytesKey   = []byte("bytes")
@@ -34,7 +37,14 @@ var (
 	sentAtKey  = []byte("sent.at")
 )
 
-const formatMark = "natsclient-outbox/1"
+// formatMark is the file's format: 2 since records carry a checksum. A file
+// of format 1 (legacyFormatMark) is upgraded in place by Open, its records
+// kept as they are (see store.legacyUntil); a version of this package that
+// knows only format 1 refuses a file of format 2 rather than misread it.
+const (
+	formatMark       = "natsclient-outbox/2"
+	legacyFormatMark = "natsclient-outbox/1"
+)
 
 // lockTimeout bounds how long Open waits for the file lock another process
 // holds: long enough to ride out a process that is just closing it, short
@@ -58,6 +68,10 @@ type store struct {
 	db     *bolt.DB
 	path   string
 	origin string
+	// legacyUntil is the last sequence that may hold a record without a
+	// checksum (recordV1): the last one handed out when a file of format 1
+	// was upgraded, 0 in a file made with checksums.
+	legacyUntil uint64
 }
 
 // filePageSize is the bbolt page size of a new outbox file (an existing
@@ -69,33 +83,138 @@ type store struct {
 // Enqueueing and forwarding measured the same with either size.
 const filePageSize = 64 << 10
 
-func openStore(path string) (*store, error) {
-	abs, err := filepath.Abs(path)
+// openStore opens the outbox file at path. A damaged one is an error
+// matching ErrCorrupt, or, with salvage, is moved aside and what can be
+// verified of it kept in a new file (salvage.go), which is opened.
+func openStore(path string, salvage bool) (*store, *Salvage, error) {
+	abs, err := resolvePath(path)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	if _, busy := openPaths.LoadOrStore(abs, true); busy {
-		return nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
+		return nil, nil, fmt.Errorf("outbox: open %s: already open in this process (one Outbox per file)", abs)
 	}
-	db, err := bolt.Open(abs, 0o600, &bolt.Options{Timeout: lockTimeout, PageSize: filePageSize})
+	s, err := openChecked(abs)
+	var saved *Salvage
+	if errors.Is(err, ErrCorrupt) && salvage {
+		if saved, err = salvageFile(abs, err); err != nil {
+			err = fmt.Errorf("outbox: open %s: %w: salvage: %w", abs, ErrCorrupt, err)
+		} else {
+			s, err = openChecked(abs)
+		}
+	}
 	if err != nil {
 		openPaths.Delete(abs)
+		return nil, nil, err
+	}
+	return s, saved, nil
+}
+
+// openChecked opens the file at abs (an absolute, resolved path) once its
+// structure has been checked (checkFile), with bbolt's panics and faults on
+// the mapped file turned into errors matching ErrCorrupt.
+func openChecked(abs string) (*store, error) {
+	if err := checkFile(abs); err != nil {
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("outbox: open %s: another process holds it (lock not granted within %v): %w", abs, lockTimeout, err)
+		}
+		return nil, corruptErr(abs, err)
+	}
+	var db *bolt.DB
+	err := contain(abs, func() (err error) {
+		db, err = bolt.Open(abs, 0o600, &bolt.Options{Timeout: lockTimeout, PageSize: filePageSize})
+		return err
+	})
+	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("outbox: open %s: another process holds it (lock not granted within %v): %w", abs, lockTimeout, err)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-			return nil, fmt.Errorf("outbox: open %s: not an outbox file, or a corrupt one (left untouched): %w", abs, err)
+			return nil, corruptErr(abs, err)
+		case errors.Is(err, ErrCorrupt):
+			return nil, err
 		}
 		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
 	}
 	db.MaxBatchDelay = batchDelay
 	s := &store{db: db, path: abs}
-	if err := db.Update(s.init); err != nil {
+	// A file of the current format is only read: Open costs no commit.
+	initTx := s.update
+	if err := s.view(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(metaBucket); meta != nil && bytes.Equal(meta.Get(formatKey), []byte(formatMark)) {
+			initTx = s.view
+		}
+		return nil
+	}); err != nil {
 		db.Close()
-		openPaths.Delete(abs)
+		return nil, err
+	}
+	if err := initTx(s.init); err != nil {
+		db.Close()
+		if errors.Is(err, errMissingBucket) {
+			return nil, corruptErr(abs, err)
+		}
 		return nil, fmt.Errorf("outbox: open %s: %w", abs, err)
 	}
 	return s, nil
+}
+
+// corruptErr is Open's error for a damaged file at path.
+func corruptErr(path string, why error) error {
+	return fmt.Errorf("outbox: open %s: %w: %w (left untouched)", path, ErrCorrupt, why)
+}
+
+// contain runs fn, which calls bbolt on the file at path, with a fault on
+// its mapped memory turned into a panic (runtime/debug.SetPanicOnFault) and
+// a panic turned into an error matching ErrCorrupt: bbolt trusts the bytes
+// of its file, and a damaged file must not end the process. checkFile finds
+// damage before bbolt does; this catches what it may miss, in the calls
+// made on the caller's goroutine (bbolt's Batch commits on its own, which
+// nothing can guard).
+func contain(path string, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("outbox: %s: %w: bbolt: %v", path, ErrCorrupt, p)
+		}
+	}()
+	return fn()
+}
+
+// view and update are bbolt's View and Update, contained.
+func (s *store) view(fn func(*bolt.Tx) error) error {
+	return contain(s.path, func() error { return s.db.View(fn) })
+}
+
+func (s *store) update(fn func(*bolt.Tx) error) error {
+	return contain(s.path, func() error { return s.db.Update(fn) })
+}
+
+// errMissingBucket is init's answer for a file with an outbox's meta bucket
+// and not the others: a damaged outbox.
+var errMissingBucket = errors.New("the pending or dead-letter bucket is missing")
+
+// resolvePath returns the absolute path of the file that path names, with
+// symbolic links resolved, so that one file reached by two paths (a link
+// and its target) is known as one in openPaths: otherwise a second Open
+// through a link would wait for the file lock this process holds and call
+// it another process's. A path that does not exist yet is resolved through
+// its directory.
+func resolvePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
 }
 
 // init formats a new file, or checks that an existing one is an outbox: a
@@ -130,12 +249,24 @@ func (s *store) init(tx *bolt.Tx) error {
 			}
 		}
 	}
-	if f := meta.Get(formatKey); !bytes.Equal(f, []byte(formatMark)) {
+	if tx.Bucket(pendingBucket) == nil || tx.Bucket(deadBucket) == nil {
+		return errMissingBucket
+	}
+	switch f := meta.Get(formatKey); {
+	case bytes.Equal(f, []byte(formatMark)):
+	case bytes.Equal(f, []byte(legacyFormatMark)):
+		// Records stored so far have no checksum; those written from now
+		// on have one.
+		if err := putInt(meta, legacyKey, int64(tx.Bucket(pendingBucket).Sequence())); err != nil {
+			return err
+		}
+		if err := meta.Put(formatKey, []byte(formatMark)); err != nil {
+			return err
+		}
+	default:
 		return fmt.Errorf("format %q, want %q (left untouched)", f, formatMark)
 	}
-	if tx.Bucket(pendingBucket) == nil || tx.Bucket(deadBucket) == nil {
-		return errors.New("a bucket is missing: not an outbox file, or a damaged one (left untouched)")
-	}
+	s.legacyUntil = uint64(getInt(meta, legacyKey))
 	s.origin = string(meta.Get(originKey))
 	return nil
 }
@@ -240,7 +371,7 @@ func (s *store) admit(tx *bolt.Tx, r *record, id string, maxBytes int64, policy 
 // than stop at it. The records of a page share their memory (pageArena).
 func (s *store) page(after uint64, n int) ([]*record, error) {
 	recs := make([]*record, 0, n)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		slots := make([]record, 0, n)
 		var arena pageArena
 		cur := tx.Bucket(pendingBucket).Cursor()
@@ -248,7 +379,7 @@ func (s *store) page(after uint64, n int) ([]*record, error) {
 			seq := keySeq(k)
 			slots = append(slots, record{})
 			r := &slots[len(slots)-1]
-			if err := decodeRecordInto(r, seq, v, &arena); err != nil {
+			if err := decodeRecordInto(r, seq, v, &arena, s.legacyUntil); err != nil {
 				*r = record{seq: seq, id: s.msgID(seq), corrupt: err}
 			}
 			recs = append(recs, r)
@@ -307,7 +438,7 @@ type deadEntry struct {
 // messages leave the queue, refused ones move to the dead letters, and the
 // sent mark advances (see forwarder.resend).
 func (s *store) settle(acked []uint64, dead []deadEntry, sentSeq uint64, sentAt time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c := readCounters(tx)
 		if err := dropAcked(tx, &c, acked); err != nil {
 			return err
@@ -341,7 +472,7 @@ func (s *store) settle(acked []uint64, dead []deadEntry, sentSeq uint64, sentAt 
 // sentMark returns the highest sequence a forwarder recorded as sent, and
 // when it recorded it.
 func (s *store) sentMark() (seq uint64, at time.Time, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(metaBucket)
 		seq = uint64(getInt(meta, sentSeqKey))
 		at = time.Unix(0, getInt(meta, sentAtKey))
@@ -360,7 +491,7 @@ type snapshot struct {
 
 func (s *store) snapshot() (snapshot, error) {
 	var sn snapshot
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		sn.counters = readCounters(tx)
 		pending := tx.Bucket(pendingBucket)
 		sn.last = pending.Sequence()
@@ -369,9 +500,7 @@ func (s *store) snapshot() (snapshot, error) {
 			return nil
 		}
 		sn.first = keySeq(k)
-		if len(v) >= 9 && v[0] == recordVersion {
-			sn.oldest = time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9])))
-		}
+		sn.oldest, _ = recordEnqueued(v)
 		return nil
 	})
 	return sn, err
