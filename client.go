@@ -66,7 +66,8 @@ type snapshot struct {
 // when Connect failed.
 //
 // Options and their defaults: WithMaxReconnects (-1), WithReconnectWait (2s),
-// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s),
+// WithTimeout (5s), WithCircuitBreakerThreshold (5), WithMaxBackoff (6s, or
+// the reconnect wait when that is longer),
 // WithPingInterval (2m), WithName, WithJetStreamDomain, WithLogger, WithSlog,
 // WithTracerProvider, WithMeterProvider, WithPropagator, WithKVKeysInSpans,
 // WithDisconnectCallback,
@@ -90,8 +91,8 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	if o.maxBackoff < o.reconnectWait {
-		return nil, invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v", o.maxBackoff, o.reconnectWait)
+	if err := o.settleMaxBackoff(); err != nil {
+		return nil, err
 	}
 	c := &Client{opts: o}
 	if o.jsDomain != "" {
