@@ -243,9 +243,15 @@ func (c *Client) connectAbandoned(err error) error {
 // publishes are flushed, once it has returned. Called by the goroutine
 // that reads a KV watcher's updates, Close returns too: watchers stop when
 // the client begins to close.
+//
+// Close is the one call that takes a nil ctx (see "Contexts" in the package
+// doc): nil stands for context.Background(), so that a deferred Close never
+// leaves the client's goroutines running. The drain is then bounded by
+// nats.go's drain timeout alone (nats.DrainTimeout, 30s unless set through
+// WithNATSOptions).
 func (c *Client) Close(ctx context.Context) error {
 	if ctx == nil {
-		return errNilContext
+		ctx = context.Background()
 	}
 	c.ensureRunning()
 	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
