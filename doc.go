@@ -71,6 +71,16 @@
 // ErrInvalidArgument, ErrPermanent) and nats.go's (nats.ErrNoResponders,
 // nats.ErrMaxPayload, nats.ErrAuthorization, ...).
 //
+// # Contexts
+//
+// Every call that takes a ctx refuses a nil one, before doing anything, with
+// an error matching ErrInvalidArgument that says "nil context": the client,
+// its Domain views, the stream and bucket handles it returns, KVStore and
+// UpdateJSONAs. StateChanges, which returns no error, hands back a channel
+// holding one event whose Err is that error, then closed. Close is the one
+// exception: a nil ctx stands for context.Background(), so that a deferred
+// Close always stops the client's goroutines.
+//
 // # JetStream and Key-Value
 //
 // CreateStream, PublishToStream, Consume, CreateKeyValueBucket and NewKVStore
