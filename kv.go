@@ -80,6 +80,10 @@ func (o KVOptions) validate() error {
 // overwritten in a bucket with a short History, or the server did not answer
 // before the Timeout), the call returns an error matching
 // ErrKVUnknownOutcome and never applies the change a second time.
+// ErrKVUnknownOutcome is only for a write that was sent: a call whose ctx
+// or Timeout ends before its write is sent (while an update function runs,
+// say) stored nothing, and its error matches ctx's error
+// (context.Canceled, context.DeadlineExceeded) and not ErrKVUnknownOutcome.
 //
 // The server counts headers toward the bucket's MaxValueSize. The identity
 // is short (13 to 18 characters, a header line of 28 to 33 bytes), and when

@@ -25,7 +25,10 @@ import (
 // When the retries run out the error matches ErrKVMaxRetriesExceeded and
 // ErrKVRevisionMismatch and says how many attempts were made. A write whose
 // acknowledgement was lost is resolved as KVStore's "Exactly once" describes;
-// fn is never called again for a write that may have been stored.
+// fn is never called again for a write that may have been stored. When ctx
+// or the Timeout ends before the write is sent, while fn runs for instance,
+// nothing is stored and the error matches ctx's error, not
+// ErrKVUnknownOutcome.
 func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(current []byte) ([]byte, error)) (uint64, error) {
 	if fn == nil {
 		return 0, invalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
