@@ -339,6 +339,9 @@ func (kv *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, e
 }
 
 // PutJSON stores v encoded as JSON under key and returns the new revision.
+// A nil v (or a nil map, pointer or slice) is stored as JSON null, which
+// UpdateJSON reads as an empty object. A v that does not encode is an error
+// matching ErrInvalidArgument, and nothing is stored.
 func (kv *KVStore) PutJSON(ctx context.Context, key string, v any) (uint64, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
