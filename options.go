@@ -52,7 +52,7 @@ type options struct {
 	threshold     int
 	maxBackoff    time.Duration
 	// maxBackoffSet records that WithMaxBackoff was given: without it the
-	// cap follows the reconnect wait (see NewClient).
+	// cap follows the reconnect wait (settleMaxBackoff).
 	maxBackoffSet bool
 	pingInterval  time.Duration
 	name          string
