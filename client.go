@@ -78,8 +78,9 @@ type snapshot struct {
 //     each JetStream request when ctx has no deadline; the probe's timeout.
 //   - WithCircuitBreakerThreshold(n), 5: consecutive transport failures that
 //     open the breaker.
-//   - WithMaxBackoff(d), 6s: the cap of the breaker's doubling open interval,
-//     and so of the wait between two dials; at least the reconnect wait.
+//   - WithMaxBackoff(d), 6s or the reconnect wait when that is longer: the
+//     cap of the breaker's doubling open interval, and so of the wait between
+//     two dials; at least the reconnect wait.
 //   - WithPingInterval(d), 2m: how often the server is pinged; two missed
 //     pings drop the connection.
 //   - WithName(s), none: the connection name the server shows.
@@ -121,8 +122,8 @@ func NewClient(url string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
-	if o.maxBackoff < o.reconnectWait {
-		return nil, invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v", o.maxBackoff, o.reconnectWait)
+	if err := o.settleMaxBackoff(); err != nil {
+		return nil, err
 	}
 	c := &Client{opts: o}
 	if o.jsDomain != "" {
@@ -273,9 +274,15 @@ func (c *Client) connectAbandoned(err error) error {
 // publishes are flushed, once it has returned. Called by the goroutine
 // that reads a KV watcher's updates, Close returns too: watchers stop when
 // the client begins to close.
+//
+// Close is the one call that takes a nil ctx (see "Contexts" in the package
+// doc): nil stands for context.Background(), so that a deferred Close never
+// leaves the client's goroutines running. The drain is then bounded by
+// nats.go's drain timeout alone (nats.DrainTimeout, 30s unless set through
+// WithNATSOptions).
 func (c *Client) Close(ctx context.Context) error {
 	if ctx == nil {
-		return errNilContext
+		ctx = context.Background()
 	}
 	c.ensureRunning()
 	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}

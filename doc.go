@@ -127,8 +127,15 @@
 // once. A ctx without a deadline is bounded by WithTimeout (5s) in Flush,
 // Request and each JetStream request; PublishToStream and the KVStore retry
 // within ctx (and KVOptions.Timeout). The caller's context ending is never a
-// failure of the connection. A nil ctx is ErrInvalidArgument, except for
-// StateChanges, where it watches until the client closes.
+// failure of the connection.
+//
+// Every call that takes a ctx refuses a nil one, before doing anything, with
+// an error matching ErrInvalidArgument that says "nil context": the client,
+// its Domain views, the stream and bucket handles it returns, KVStore and
+// UpdateJSONAs. StateChanges, which returns no error, hands back a channel
+// holding one event whose Err is that error, then closed. Close is the one
+// exception: a nil ctx stands for context.Background(), so that a deferred
+// Close always stops the client's goroutines.
 //
 // # Errors
 //

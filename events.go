@@ -2,6 +2,8 @@ package natsclient
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -100,10 +102,16 @@ func (w *watcher) deliver(ev StateChange) {
 // StateChanges returns a channel of state and breaker changes, buffered for
 // this subscriber alone. It is closed when ctx ends or the client closes. A
 // subscriber that stops reading never slows the client: see
-// StateChange.Missed. A nil ctx watches until the client closes.
+// StateChange.Missed.
+//
+// A nil ctx is refused, as by every call that takes one (see "Contexts" in
+// the package doc); StateChanges has no error to return, so the channel it
+// hands back holds one event, the present state, whose Err matches
+// ErrInvalidArgument and says why, and is then closed. Use
+// context.Background() to watch until the client closes.
 func (c *Client) StateChanges(ctx context.Context) <-chan StateChange {
 	if ctx == nil {
-		ctx = context.Background()
+		return c.refusedWatch(fmt.Errorf("natsclient: state changes: %w", errNilContext))
 	}
 	w := &watcher{ch: make(chan StateChange, stateBuffer)}
 	c.ensureRunning()
@@ -111,6 +119,18 @@ func (c *Client) StateChanges(ctx context.Context) <-chan StateChange {
 		close(w.ch)
 	}
 	return w.ch
+}
+
+// refusedWatch is the channel StateChanges returns for a call it refuses:
+// one event that carries err and shows the present state, then closed. No
+// supervisor holds it.
+func (c *Client) refusedWatch(err error) <-chan StateChange {
+	c.opts.log(slog.LevelError, "state changes refused", errAttr(err))
+	s := c.snap.Load()
+	ch := make(chan StateChange, 1)
+	ch <- StateChange{From: s.state, To: s.state, Breaker: s.breaker, Err: err, At: time.Now()}
+	close(ch)
+	return ch
 }
 
 // runCallbacks runs user callbacks one at a time, in order, outside the

@@ -80,6 +80,10 @@ func (o KVOptions) validate() error {
 // overwritten in a bucket with a short History, or the server did not answer
 // before the Timeout), the call returns an error matching
 // ErrKVUnknownOutcome and never applies the change a second time.
+// ErrKVUnknownOutcome is only for a write that was sent: a call whose ctx
+// or Timeout ends before its write is sent (while an update function runs,
+// say) stored nothing, and its error matches ctx's error
+// (context.Canceled, context.DeadlineExceeded) and not ErrKVUnknownOutcome.
 //
 // The server counts headers toward the bucket's MaxValueSize. The identity
 // is short (13 to 18 characters, a header line of 28 to 33 bytes), and when
@@ -335,6 +339,9 @@ func (kv *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, e
 }
 
 // PutJSON stores v encoded as JSON under key and returns the new revision.
+// A nil v (or a nil map, pointer or slice) is stored as JSON null, which
+// UpdateJSON reads as an empty object. A v that does not encode is an error
+// matching ErrInvalidArgument, and nothing is stored.
 func (kv *KVStore) PutJSON(ctx context.Context, key string, v any) (uint64, error) {
 	data, err := json.Marshal(v)
 	if err != nil {

@@ -40,6 +40,25 @@ func (b *budget) context() context.Context {
 	return b.ctx
 }
 
+// ended returns what ended the budget, its context's cause (the caller's
+// ctx, or the Timeout), once it has ended, and nil before; it makes no
+// context.
+func (b *budget) ended() error {
+	if b.ctx != nil {
+		if b.ctx.Err() != nil {
+			return context.Cause(b.ctx)
+		}
+		return nil
+	}
+	if b.parent.Err() != nil {
+		return context.Cause(b.parent)
+	}
+	if !b.deadline.IsZero() && !time.Now().Before(b.deadline) {
+		return b.cause
+	}
+	return nil
+}
+
 // end releases the budget's context, if one was made.
 func (b *budget) end() {
 	if b.cancel != nil {

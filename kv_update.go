@@ -25,7 +25,10 @@ import (
 // When the retries run out the error matches ErrKVMaxRetriesExceeded and
 // ErrKVRevisionMismatch and says how many attempts were made. A write whose
 // acknowledgement was lost is resolved as KVStore's "Exactly once" describes;
-// fn is never called again for a write that may have been stored.
+// fn is never called again for a write that may have been stored. When ctx
+// or the Timeout ends before the write is sent, while fn runs for instance,
+// nothing is stored and the error matches ctx's error, not
+// ErrKVUnknownOutcome.
 func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(current []byte) ([]byte, error)) (uint64, error) {
 	if fn == nil {
 		return 0, invalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
@@ -40,9 +43,12 @@ func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(curr
 // again on the fresh value. Numbers decode as float64, as encoding/json does;
 // for typed values use UpdateJSONAs.
 //
-// A stored value that is not a JSON object is an error naming the key and
-// the decoding problem, returned at once: fn is not called and the value is
-// left as it is.
+// A stored JSON null reads as an empty object too: it holds nothing the
+// write could lose, and it is what PutJSON(nil), or UpdateJSONAs with a fn
+// that leaves a nil map or pointer, stores. Any other stored value that is
+// not a JSON object (an array, a string, a number, bytes that are not JSON)
+// is an error naming the key and the decoding problem, returned at once: fn
+// is not called and the value is left as it is.
 func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[string]any) error) error {
 	if fn == nil {
 		return invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
@@ -75,6 +81,10 @@ func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[strin
 // out (a zero value under omitempty) is dropped, as encoding T would drop
 // it; which members T declares is decided as encoding/json decides it,
 // letter case aside.
+//
+// A fn that leaves a nil value (a nil map, pointer or slice) stores JSON
+// null, as PutJSON(nil) does; UpdateJSON reads that back as an empty object,
+// and UpdateJSONAs as the zero T.
 func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*T) error) (uint64, error) {
 	if kv == nil {
 		return 0, invalidArgument("UpdateJSONAs: nil *KVStore")
@@ -190,12 +200,16 @@ func (kv *KVStore) updateLoop(bg *budget, w *kvWrite, op, key string, next func(
 }
 
 // decodeObject decodes a JSON object into obj, and refuses anything else
-// (an array, a string, null, an empty value) rather than let it pass as an
-// empty object that the write would then overwrite.
+// (an array, a string, an empty value) rather than let it pass as an empty
+// object that the write would then overwrite. JSON null leaves obj as it is
+// (empty): there is nothing in it to overwrite.
 func decodeObject(data []byte, obj *map[string]any) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 {
 		return errors.New("empty value, not a JSON object")
+	}
+	if string(bytes.TrimRight(trimmed, " \t\r\n")) == "null" {
+		return nil // json.Unmarshal would set *obj to a nil map, which fn could not fill
 	}
 	if trimmed[0] != '{' {
 		if err := json.Unmarshal(data, obj); err != nil {

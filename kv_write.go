@@ -76,6 +76,16 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			}
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
+		if !sent {
+			// Nothing of this write has reached the server: a call that
+			// ended first (while an update function ran, or during a
+			// backoff) stored nothing and says so with what ended it, not
+			// with ErrKVUnknownOutcome, which is for writes on the wire.
+			if ended := bg.ended(); ended != nil {
+				return 0, kv.classify(req.op, req.key, req.create,
+					fmt.Errorf("the call ended before the write was sent, so nothing was stored: %w", ended))
+			}
+		}
 		msg.Subject = b.origin.putPrefix + req.key // where nats.go's KeyValue writes it (kv_origin.go)
 		actx, cancel := bg.attempt(kv.c)
 		ack, err := b.js.PublishMsg(actx, msg)

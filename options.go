@@ -51,6 +51,9 @@ type options struct {
 	timeout       time.Duration
 	threshold     int
 	maxBackoff    time.Duration
+	// maxBackoffSet records that WithMaxBackoff was given: without it the
+	// cap follows the reconnect wait (settleMaxBackoff).
+	maxBackoffSet bool
 	pingInterval  time.Duration
 	name          string
 	logger        Logger
@@ -82,6 +85,22 @@ func defaultOptions() options {
 	}
 }
 
+// settleMaxBackoff applies the rule that ties the breaker's cap to the
+// reconnect wait once every option is in: a cap the user never set follows a
+// longer wait (the breaker's interval starts at the wait, so a shorter cap
+// could never hold), and one the user set must not be shorter than it.
+func (o *options) settleMaxBackoff() error {
+	if !o.maxBackoffSet {
+		o.maxBackoff = max(DefaultMaxBackoff, o.reconnectWait)
+		return nil
+	}
+	if o.maxBackoff < o.reconnectWait {
+		return invalidOption("WithMaxBackoff", "%v is shorter than the reconnect wait %v (WithReconnectWait)",
+			o.maxBackoff, o.reconnectWait)
+	}
+	return nil
+}
+
 func invalidOption(name string, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, name, fmt.Sprintf(format, args...))
 }
@@ -104,7 +123,9 @@ func WithMaxReconnects(n int) Option {
 
 // WithReconnectWait sets the wait between reconnect attempts while the breaker
 // is closed, and the breaker's first open interval (default 2s). It must be
-// positive.
+// positive. Without WithMaxBackoff, the cap on the breaker's interval is the
+// larger of DefaultMaxBackoff and this wait, so a wait longer than 6s needs
+// no WithMaxBackoff of its own (the interval then stays at the wait).
 func WithReconnectWait(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -140,14 +161,17 @@ func WithCircuitBreakerThreshold(n int) Option {
 }
 
 // WithMaxBackoff caps the breaker's growing open interval, and so the longest
-// wait between two connection attempts (default 6s). It must be at least the
-// reconnect wait.
+// wait between two connection attempts. Its default is DefaultMaxBackoff (6s),
+// or the reconnect wait when WithReconnectWait sets a longer one. Given, it
+// must be at least the reconnect wait: NewClient refuses a cap shorter than
+// it with an error matching ErrInvalidOption that names WithMaxBackoff.
 func WithMaxBackoff(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
 			return invalidOption("WithMaxBackoff", "%v must be positive", d)
 		}
 		o.maxBackoff = d
+		o.maxBackoffSet = true
 		return nil
 	}
 }

@@ -135,7 +135,16 @@ func TestBadInputCore(t *testing.T) {
 	wantInvalid(t, "PublishMsg(nil ctx)", c.PublishMsg(nilCtx, &nats.Msg{Subject: "a"}), "nil context")
 	wantInvalid(t, "Flush(nil ctx)", c.Flush(nilCtx), "nil context")
 	wantInvalid(t, "Connect(nil ctx)", c.Connect(nilCtx), "nil context")
-	wantInvalid(t, "Close(nil ctx)", c.Close(nilCtx), "nil context")
+	// Close(nil) is the exception: it closes, as with context.Background()
+	// (the root package's TestCloseWithNilContextEndsEveryGoroutine).
+	// StateChanges has no error: its refusal is one event, then closed.
+	refusal := c.StateChanges(nilCtx)
+	if ev := receive(t, refusal, "StateChanges(nil ctx)'s refusal"); !errors.Is(ev.Err, natsclient.ErrInvalidArgument) {
+		t.Errorf("StateChanges(nil ctx) delivered %+v, want an event whose Err matches ErrInvalidArgument", ev)
+	}
+	if _, open := <-refusal; open {
+		t.Errorf("StateChanges(nil ctx): the channel is still open after its refusal")
+	}
 	_, err = c.Request(nilCtx, "a", nil)
 	wantInvalid(t, "Request(nil ctx)", err, "nil context")
 	_, err = c.PublishToStream(nilCtx, "a", nil)
@@ -366,7 +375,8 @@ func TestBadInputKV(t *testing.T) {
 
 	// Values that are not a JSON object: UpdateJSON says so, naming the
 	// key, never calls fn, and leaves the value and revision as they are.
-	for i, stored := range []string{`[1,2]`, `"text"`, `42`, `null`, `true`, `not json`, ``, `{"a":`, `{"a":1} trailing`, " \n\t"} {
+	// (JSON null is not among them: it reads as an empty object.)
+	for i, stored := range []string{`[1,2]`, `"text"`, `42`, `true`, `not json`, ``, `{"a":`, `{"a":1} trailing`, " \n\t"} {
 		key := fmt.Sprintf("odd%d", i)
 		rev, err := kv.Put(ctx, key, []byte(stored))
 		if err != nil {

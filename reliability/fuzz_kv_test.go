@@ -65,8 +65,9 @@ func FuzzKVKeyRoundTrip(f *testing.F) {
 
 // FuzzUpdateJSONStoredBytes stores arbitrary bytes under a key of a real
 // bucket and runs KVStore.UpdateJSON on them. When the bytes are a JSON
-// object (encoding/json decodes them into a map), the update succeeds, calls
-// fn once and stores the same object with fn's change; otherwise it fails,
+// object (encoding/json decodes them into a map), or JSON null (read as an
+// empty object), the update succeeds, calls fn once and stores the same
+// object with fn's change; otherwise it fails,
 // never calls fn, and the stored bytes and revision are unchanged. Nothing
 // panics either way.
 func FuzzUpdateJSONStoredBytes(f *testing.F) {
@@ -99,6 +100,9 @@ func FuzzUpdateJSONStoredBytes(f *testing.F) {
 		object, isObject := map[string]any(nil), false
 		if json.Unmarshal(stored, &decoded) == nil {
 			object, isObject = decoded.(map[string]any)
+			if decoded == nil { // JSON null: an empty object
+				object, isObject = map[string]any{}, true
+			}
 		}
 
 		calls := 0

@@ -6,13 +6,12 @@ package reliability_test
 import (
 	"testing"
 
+	"github.com/c360/natsclient/testing/natstest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// An in-process nats-server that shuts down while a mirror waits for
-		// its origin (a leaf whose hub link was cut) leaves this goroutine
-		// waiting up to 30s on a timer of its own; it holds nothing of ours.
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).setupMirrorConsumer.func3"))
+	// natstest's embedded servers may leave nats-server goroutines waiting on
+	// timers of their own after a leaf lost its hub (see natstest.NewLeaf).
+	goleak.VerifyTestMain(m, natstest.IgnoreGoroutines()...)
 }

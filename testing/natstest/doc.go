@@ -181,4 +181,18 @@
 // monitoring report shows the hub connection up or gone. Interest and the
 // hub's JetStream domain take a moment more to cross a new link, so a first
 // call to the hub may still meet "no responders".
+//
+// # Goroutine leak checks
+//
+// Every server a test starts is shut down by t.Cleanup, and a client's
+// goroutines end with its Close, so goleak finds nothing of natstest's or
+// natsclient's. nats-server itself leaves one kind behind: a mirror or a
+// source on a leaf node cut off from its hub waits up to 30s for the hub's
+// answer, on a timer that Shutdown does not stop. With the embedded backend
+// that goroutine is in the test binary; IgnoreGoroutines returns the goleak
+// options that name it, and nothing else:
+//
+//	func TestMain(m *testing.M) {
+//		goleak.VerifyTestMain(m, natstest.IgnoreGoroutines()...)
+//	}
 package natstest

@@ -36,6 +36,14 @@ func (l *leafSpec) remoteURLs() []*url.URL {
 // The leaf runs on the backend opts choose and is itself a Server: clients
 // connect to its URL and the usual fault verbs act on their connections.
 // Give each side its own WithJetStreamDomain to run JetStream on both.
+//
+// A leaf whose streams mirror or source the hub's (a KV bucket's mirror)
+// and that loses its link (HubLink().Cut) asks the hub for consumers that
+// never answer; an embedded server that shuts down meanwhile leaves that
+// wait running, up to 30s, in the test binary. A TestMain that checks for
+// leaked goroutines passes IgnoreGoroutines:
+//
+//	goleak.VerifyTestMain(m, natstest.IgnoreGoroutines()...)
 func NewLeaf(t testing.TB, hub *Server, opts ...Option) *Server {
 	t.Helper()
 	return newLeaf(t, []*Server{hub}, opts)

@@ -3,13 +3,12 @@ package natstest_test
 import (
 	"testing"
 
+	"github.com/c360/natsclient/testing/natstest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// An in-process nats-server that shuts down while a mirror waits for
-		// its origin (a leaf whose hub link was cut) leaves this goroutine
-		// waiting up to 30s on a timer of its own; it holds nothing of ours.
-		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*stream).setupMirrorConsumer.func3"))
+	// What a user's TestMain does (see NewLeaf); leak_test.go checks that it
+	// covers what it is for.
+	goleak.VerifyTestMain(m, natstest.IgnoreGoroutines()...)
 }
