@@ -27,6 +27,12 @@ type follower[E any] struct {
 	deliver func(ctx context.Context, item E) bool
 	// ended runs once the follower has stopped, before Done is closed.
 	ended func()
+	// resumeOnReconnect starts a new session also when nats.go brought the
+	// same connection back: jetstream's ordered consumers (watchers) find
+	// theirs lost only by missed heartbeats, 10 s or more after it came
+	// back. A pull Consume needs nothing of the kind: jetstream pulls again
+	// as soon as its connection is back.
+	resumeOnReconnect bool
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -78,7 +84,8 @@ func (f *follower[E]) stop() {
 }
 
 // run delivers the current session's items, and when a state change shows a
-// new connection generation (or the session ended by itself) ends the
+// new connection generation (or, with resumeOnReconnect, the connection back
+// after nats.go reconnected it, or the session ended by itself) ends the
 // session and starts another on the current connection, retrying with
 // backoff until that works.
 func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen uint64, cur session[E], endCur context.CancelFunc) {
@@ -98,6 +105,7 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 	retry.Stop()
 	defer retry.Stop()
 	failures := 0
+	stale := false // the session's connection came back: start another
 	for {
 		select {
 		case <-ctx.Done():
@@ -110,16 +118,19 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 				return
 			}
 			continue
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return // the client closed
+			}
+			if f.resumeOnReconnect && ev.To == StateConnected && ev.From != StateConnected {
+				stale = true
 			}
 			retry.Reset(recheckDelay)
 			continue
 		case <-retry.C:
 		}
 		s, err := f.c.jsSnapshot(ctx)
-		if err != nil || (s.gen == gen && endCur != nil) {
+		if err != nil || (s.gen == gen && endCur != nil && !stale) {
 			continue // not connected yet, or nothing changed
 		}
 		end()
@@ -132,6 +143,6 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 			retry.Reset(backoff(f.c.opts.reconnectWait, failures))
 			continue
 		}
-		cur, endCur, gen, failures = next, endSession, s.gen, 0
+		cur, endCur, gen, failures, stale = next, endSession, s.gen, 0, false
 	}
 }
