@@ -99,6 +99,10 @@ type consumeSession struct {
 }
 
 func (sess *consumeSession) deliver(msg jetstream.Msg) {
+	// Close waits for a handler that runs (activity.go).
+	active := &sess.cs.c.base().active
+	active.add()
+	defer active.done()
 	if sess.goroutine.Load() == 0 {
 		id := goroutineID()
 		sess.goroutine.Store(id)

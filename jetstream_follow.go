@@ -70,6 +70,7 @@ func (f *follower[E]) follow(ctx context.Context) error {
 		return err
 	}
 	f.cancel, f.done = cancel, make(chan struct{})
+	f.c.base().active.add() // Close waits for run
 	// An event arriving later than the first session only makes run look
 	// at the generation again.
 	go f.run(life, f.c.StateChanges(life), s.gen, first, endSession)
@@ -89,6 +90,7 @@ func (f *follower[E]) stop() {
 // session and starts another on the current connection, retrying with
 // backoff until that works.
 func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen uint64, cur session[E], endCur context.CancelFunc) {
+	defer f.c.base().active.done()
 	defer close(f.done)
 	if f.ended != nil {
 		defer f.ended()
