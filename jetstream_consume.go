@@ -16,6 +16,9 @@ type Consumption struct {
 	follower[struct{}]
 	stream, consumer string
 	handler          func(context.Context, jetstream.Msg) error
+	// span is the name of a delivery's span: "process <stream> <consumer>",
+	// made once (tracing.go).
+	span string
 }
 
 // Consume delivers the messages of the durable consumer named consumer on
@@ -44,7 +47,10 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 
 // ConsumeFunc is Consume with a handler that receives the message's trace
 // context: with a tracer provider configured, ctx holds the consumer span
-// "process <subject>", a child of the span the message was published in
+// "process <stream> <consumer>" (named by what is consumed, not by the
+// message's subject, which may carry ids without bound: the subject is the
+// span's messaging.destination.name attribute), a child of the span the
+// message was published in
 // (PublishToStream injects it into the stored message's headers), which
 // ends when the handler returns and is marked as an error when it returns
 // one. Without telemetry ctx is context.Background().
@@ -58,7 +64,7 @@ func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handl
 	if handler == nil {
 		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
-	cs := &Consumption{stream: stream, consumer: consumer, handler: handler}
+	cs := &Consumption{stream: stream, consumer: consumer, handler: handler, span: consumeSpanName(stream, consumer)}
 	cs.follower = follower[struct{}]{c: c, what: fmt.Sprintf("consume %s/%s", stream, consumer), start: cs.start}
 	if err := cs.follow(ctx); err != nil {
 		return nil, err
