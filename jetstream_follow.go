@@ -71,9 +71,16 @@ func (f *follower[E]) follow(ctx context.Context) error {
 	}
 	f.cancel, f.done = cancel, make(chan struct{})
 	f.c.base().active.add() // Close waits for run
+	// A named domain may be reached through a leaf node's link, which can
+	// drop and return while the client's connection stays (domain_link.go).
+	var relinked <-chan struct{}
+	unlisten := func() {}
+	if d := f.c.domain; d != nil && d.name != "" {
+		relinked, unlisten = d.link.listen(d)
+	}
 	// An event arriving later than the first session only makes run look
 	// at the generation again.
-	go f.run(life, f.c.StateChanges(life), s.gen, first, endSession)
+	go f.run(life, f.c.StateChanges(life), relinked, unlisten, s.gen, first, endSession)
 	return nil
 }
 
@@ -86,12 +93,14 @@ func (f *follower[E]) stop() {
 
 // run delivers the current session's items, and when a state change shows a
 // new connection generation (or, with resumeOnReconnect, the connection back
-// after nats.go reconnected it, or the session ended by itself) ends the
+// after nats.go reconnected it; or the domain's link is back; or the session
+// ended by itself) ends the
 // session and starts another on the current connection, retrying with
 // backoff until that works.
-func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen uint64, cur session[E], endCur context.CancelFunc) {
+func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relinked <-chan struct{}, unlisten func(), gen uint64, cur session[E], endCur context.CancelFunc) {
 	defer f.c.base().active.done()
 	defer close(f.done)
+	defer unlisten()
 	if f.ended != nil {
 		defer f.ended()
 	}
@@ -129,6 +138,11 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 			}
 			retry.Reset(recheckDelay)
 			continue
+		case <-relinked:
+			// The domain answers again after it did not: what the session
+			// had there is gone with the link, and a retry waiting out its
+			// backoff need wait no longer.
+			stale = true
 		case <-retry.C:
 		}
 		s, err := f.c.jsSnapshot(ctx)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -44,7 +45,7 @@ func within[T any](t *testing.T, ch <-chan T, since time.Time, bound time.Durati
 			}
 			seen(v)
 			if want(v) {
-				t.Logf("%s: %v after the connection came back", what, time.Since(since).Round(time.Millisecond))
+				t.Logf("%s: after %v", what, time.Since(since).Round(time.Millisecond))
 				return v
 			}
 		case <-timer.C:
@@ -162,5 +163,120 @@ func TestConsumeResumesWithinTwoSecondsOfEachRestart(t *testing.T) {
 			return err
 		})
 		within(t, got, back, resumeBound, "restart "+v+": the message published after it", is(v), seen)
+	}
+}
+
+// A consumer and a watcher of the hub's, through a leaf node and the hub's
+// domain, deliver what the hub stores after its link to the leaf returns
+// within resumeBound of the link's return, twice over. The client's own
+// connection (to the leaf) never drops: only the client's probe of the
+// domain tells it the hub answers again. Before, the consumer resumed
+// after about 28 s (nats.go's missed heartbeats) and the watcher after its
+// backoff and heartbeats.
+func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
+	site := newEdgeSite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := site.hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A producer at the hub, which keeps working while the site is cut off.
+	nc, err := nats.Connect(site.hub.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	hubJS, err := jetstream.NewWithDomain(nc, "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubKV, err := hubJS.KeyValue(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan string, 16)
+	cons, err := site.hubJS.Consume(ctx, "CENTRAL", "edge-reader", func(m jetstream.Msg) error {
+		got <- string(m.Data())
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Consume through Domain(hub): %v", err)
+	}
+	defer cons.Stop()
+	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := site.hubJS.NewKVStore(hubBucket).Watch(ctx, "greeting")
+	if err != nil {
+		t.Fatalf("Watch through Domain(hub): %v", err)
+	}
+	defer func() { _ = w.Stop() }()
+
+	counts := map[string]int{}
+	consumed := func(m string) {
+		if counts[m]++; counts[m] > 1 {
+			t.Fatalf("message %q delivered %d times", m, counts[m])
+		}
+	}
+	var last uint64
+	values := map[string]bool{}
+	watched := func(e jetstream.KeyValueEntry) {
+		if e == nil {
+			return
+		}
+		if e.Revision() <= last {
+			t.Fatalf("revision %d (%s) after %d: delivered twice or out of order", e.Revision(), e.Value(), last)
+		}
+		last = e.Revision()
+		values[string(e.Value())] = true
+	}
+	is := func(want string) func(string) bool { return func(m string) bool { return m == want } }
+	value := func(v string) func(jetstream.KeyValueEntry) bool {
+		return func(e jetstream.KeyValueEntry) bool { return e != nil && string(e.Value()) == v }
+	}
+	within(t, w.Updates(), time.Now(), waitTimeout, "the watcher's initial value", value("hello"), watched)
+	for i := 1; i <= 2; i++ {
+		v := fmt.Sprint(i)
+		// The last message's ack must reach the hub before the cut, or it
+		// comes again (at-least-once), which is not what is tested.
+		eventually(t, "the hub has the acknowledgements", func() bool {
+			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
+			return err == nil && c.CachedInfo().NumAckPending == 0
+		})
+		site.leaf.HubLink().Cut()
+		site.leaf.WaitForHubLink(false)
+		// The hub drops the pull request of a consumer it lost sight of:
+		// what follows needs a new one, which only the client can send.
+		eventually(t, "the hub drops the cut-off consumer's pull request", func() bool {
+			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
+			return err == nil && c.CachedInfo().NumWaiting == 0
+		})
+		// What the hub stores while the site is cut off comes after.
+		during := "during cut " + v
+		if _, err := hubJS.Publish(ctx, "central.event", []byte(during)); err != nil {
+			t.Fatalf("publish %q at the hub: %v", during, err)
+		}
+		if _, err := hubKV.Put(ctx, "greeting", []byte(during)); err != nil {
+			t.Fatalf("put %q at the hub: %v", during, err)
+		}
+		site.leaf.HubLink().Restore()
+		site.leaf.WaitForHubLink(true)
+		back := time.Now()
+		if _, err := hubJS.Publish(ctx, "central.event", []byte(v)); err != nil {
+			t.Fatalf("publish %q at the hub: %v", v, err)
+		}
+		if _, err := hubKV.Put(ctx, "greeting", []byte(v)); err != nil {
+			t.Fatalf("put %q at the hub: %v", v, err)
+		}
+		within(t, got, back, resumeBound, "link back "+v+": the consumer", is(v), consumed)
+		within(t, w.Updates(), back, resumeBound, "link back "+v+": the watcher", value(v), watched)
+		if counts[during] != 1 || !values[during] {
+			t.Fatalf("%q, stored during the cut: consumed %d times, watched %v; want once, and seen", during, counts[during], values[during])
+		}
+	}
+	if st := site.client.Stats(); st.Breaker != natsclient.BreakerClosed || st.BreakerTrips != 0 {
+		t.Fatalf("breaker %v after %d trips; want closed, never tripped", st.Breaker, st.BreakerTrips)
 	}
 }
