@@ -75,7 +75,11 @@
 //
 // CreateStream, PublishToStream, Consume, CreateKeyValueBucket and NewKVStore
 // go through the same breaker. The handles they return keep names, not
-// connections, and rebind when the supervisor dials a new connection. A
+// connections, and rebind when the supervisor dials a new connection.
+// Consumers and watchers resume on their own: a watcher as soon as the client
+// is connected again, from the revision after the last it delivered; through
+// a Domain also when the domain's link (a leaf node's to its hub) returns,
+// noticed within half a second by a probe that runs while they do. A
 // KVStore's UpdateJSON, UpdateJSONAs and UpdateWithRetry are read, modify,
 // compare-and-swap loops retried on conflict; each write carries a message ID,
 // and after a lost acknowledgement the store reads back whether the write was

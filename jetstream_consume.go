@@ -35,9 +35,14 @@ type Consumption struct {
 //
 // Consuming continues across nats.go's reconnects and, when the client had
 // to dial a new connection, resumes on it: the consumer is durable, so
-// nothing acked is delivered again and nothing unacked is lost. Errors
-// setting it up on the current connection are returned; later ones are
-// retried with backoff and logged.
+// nothing acked is delivered again and nothing unacked is lost. Through a
+// Domain it resumes also when the domain's link returns while the client's
+// connection stayed up (a leaf node's link to its hub, which took the
+// consumer's pull request with it): while a Consume or watcher runs in a
+// named domain, the client asks the domain's JetStream every 500 ms whether
+// it answers, and starts again at once when it answers after it did not.
+// Errors setting it up on the current connection are returned; later ones
+// are retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
 	if handler == nil {
 		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
