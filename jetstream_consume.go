@@ -52,13 +52,13 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 
 // ConsumeFunc is Consume with a handler that receives the message's trace
 // context: with a tracer provider configured, ctx holds the consumer span
-// "process <stream> <consumer>" (named by what is consumed, not by the
-// message's subject, which may carry ids without bound: the subject is the
-// span's messaging.destination.name attribute), a child of the span the
-// message was published in
-// (PublishToStream injects it into the stored message's headers), which
-// ends when the handler returns and is marked as an error when it returns
-// one. Without telemetry ctx is context.Background().
+// "process <stream> <consumer>", a child of the span the message was
+// published in (PublishToStream injects it into the stored message's
+// headers), which ends when the handler returns and is marked as an error
+// when it returns one. The span is named by what is consumed, not by the
+// message's subject, which may carry ids without bound; the subject is its
+// messaging.destination.name attribute. Without telemetry ctx is
+// context.Background().
 func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
 	if err := validateStreamName("stream", stream); err != nil {
 		return nil, err

@@ -94,9 +94,8 @@ func (f *follower[E]) stop() {
 // run delivers the current session's items, and when a state change shows a
 // new connection generation (or, with resumeOnReconnect, the connection back
 // after nats.go reconnected it; or the domain's link is back; or the session
-// ended by itself) ends the
-// session and starts another on the current connection, retrying with
-// backoff until that works.
+// ended by itself) ends the session and starts another on the current
+// connection, retrying with backoff until that works.
 func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relinked <-chan struct{}, unlisten func(), gen uint64, cur session[E], endCur context.CancelFunc) {
 	defer f.c.base().active.done()
 	defer close(f.done)
