@@ -166,13 +166,33 @@ func TestConsumeResumesWithinTwoSecondsOfEachRestart(t *testing.T) {
 	}
 }
 
+// hubConsumers returns the names of the consumers of stream at the hub.
+func hubConsumers(t *testing.T, ctx context.Context, js jetstream.JetStream, stream string) map[string]bool {
+	t.Helper()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s at the hub: %v", stream, err)
+	}
+	names := map[string]bool{}
+	l := st.ConsumerNames(ctx)
+	for name := range l.Name() {
+		names[name] = true
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("consumers of %s at the hub: %v", stream, err)
+	}
+	return names
+}
+
 // A consumer and a watcher of the hub's, through a leaf node and the hub's
 // domain, deliver what the hub stores after its link to the leaf returns
-// within resumeBound of the link's return, twice over. The client's own
-// connection (to the leaf) never drops: only the client's probe of the
-// domain tells it the hub answers again. Before, the consumer resumed
-// after about 28 s (nats.go's missed heartbeats) and the watcher after its
-// backoff and heartbeats.
+// within resumeBound of the link's return, after a short cut and after one
+// long enough for the hub to delete the watcher's consumer, with what the
+// hub stored during each cut delivered once. The client's own connection
+// (to the leaf) never drops: only the client's probe of the domain tells it
+// the hub answers again. Before, the consumer resumed after about 28 s
+// (nats.go's missed heartbeats), and the watcher after the long cut only
+// when jetstream's heartbeat check (every 10 s) recreated its consumer.
 func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 	site := newEdgeSite(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -245,6 +265,7 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 			return err == nil && c.CachedInfo().NumAckPending == 0
 		})
+		watches := hubConsumers(t, ctx, hubJS, "KV_cfg")
 		site.leaf.HubLink().Cut()
 		site.leaf.WaitForHubLink(false)
 		// The hub drops the pull request of a consumer it lost sight of:
@@ -253,6 +274,20 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 			return err == nil && c.CachedInfo().NumWaiting == 0
 		})
+		if i == 2 {
+			// A longer cut: the hub deletes the watcher's consumer (an
+			// ephemeral one, 5 s without interest), which otherwise goes on
+			// delivering once the link and the watcher's interest return.
+			eventually(t, "the hub deletes the watcher's consumer", func() bool {
+				left := hubConsumers(t, ctx, hubJS, "KV_cfg")
+				for name := range watches {
+					if left[name] {
+						return false
+					}
+				}
+				return true
+			})
+		}
 		// What the hub stores while the site is cut off comes after.
 		during := "during cut " + v
 		if _, err := hubJS.Publish(ctx, "central.event", []byte(during)); err != nil {
