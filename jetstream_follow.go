@@ -132,16 +132,18 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relink
 			if !ok {
 				return // the client closed
 			}
-			if f.resumeOnReconnect && ev.To == StateConnected && ev.From != StateConnected {
-				stale = true
+			if ev.To == StateConnected && ev.From != StateConnected {
+				// Retries waiting out the outage's backoff wait no longer.
+				stale, failures = stale || f.resumeOnReconnect, 0
 			}
 			retry.Reset(recheckDelay)
 			continue
 		case <-relinked:
 			// The domain answers again after it did not: what the session
-			// had there is gone with the link, and a retry waiting out its
-			// backoff need wait no longer.
-			stale = true
+			// had there is gone with the link, and the backoff of retries
+			// that failed while it was down is over (a failed first try now
+			// is retried at once, not after the longest wait).
+			stale, failures = true, 0
 		case <-retry.C:
 		}
 		s, err := f.c.jsSnapshot(ctx)

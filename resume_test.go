@@ -49,7 +49,7 @@ func within[T any](t *testing.T, ch <-chan T, since time.Time, bound time.Durati
 				return v
 			}
 		case <-timer.C:
-			t.Fatalf("%s: not within %v of the connection coming back", what, bound)
+			t.Fatalf("%s: not within %v of the connection (or the link) coming back", what, bound)
 		}
 	}
 }
