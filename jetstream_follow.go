@@ -2,6 +2,7 @@ package natsclient
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -152,7 +153,7 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relink
 		}
 		end()
 		sctx, endSession := context.WithCancel(ctx)
-		next, err := f.start(sctx, s)
+		next, err := f.startBounded(sctx, endSession, s)
 		if err != nil {
 			endSession()
 			failures++
@@ -162,4 +163,23 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relink
 		}
 		cur, endCur, gen, failures, stale = next, endSession, s.gen, 0, false
 	}
+}
+
+// startBounded is start within the client's timeout. The calls a start makes
+// take the session's ctx, which must live as long as the session (nats.go
+// ties a subscription to it), so they would wait for an answer as long as
+// the follower's own ctx: jetstream's creation of a watch's consumer takes
+// its deadline from it, and one request lost on a link that just came back
+// would hold the follower until then. Past the bound the session's ctx is
+// ended, which ends the calls, and the start counts as failed.
+func (f *follower[E]) startBounded(ctx context.Context, endSession context.CancelFunc, s *snapshot) (session[E], error) {
+	timer := time.AfterFunc(f.c.opts.timeout, endSession)
+	next, err := f.start(ctx, s)
+	if timer.Stop() {
+		return next, err
+	}
+	if err == nil {
+		next.stop() // it started as the bound passed: its ctx is ended
+	}
+	return session[E]{}, fmt.Errorf("natsclient: %s: not started within %v: %w", f.what, f.c.opts.timeout, context.DeadlineExceeded)
 }
