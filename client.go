@@ -43,6 +43,9 @@ type Client struct {
 	// drain waits for the consumer's deliveries, the caller's among them.
 	// A Domain view's consumers are its client's.
 	consumers sync.Map
+	// active counts Consume handlers and followers, which Close waits for
+	// (activity.go). A Domain view's are its client's.
+	active activity
 }
 
 // snapshot is what the supervisor publishes for the hot path. It is never
@@ -263,8 +266,11 @@ func (c *Client) connectAbandoned(err error) error {
 // Close drains the connection (subscriptions finish the messages they hold,
 // pending publishes are flushed), waits for the drain until ctx ends, stops
 // the supervisor, and returns once every goroutine the client started has
-// ended. When ctx ends first the connection is closed at once and ctx's error
-// is returned. Close is idempotent; later calls return nil. Called from inside
+// ended: a Consume handler still running (also one whose Consume was stopped
+// while it ran) and the goroutines that keep consumers and watchers going
+// included. When ctx ends first the connection is closed at once and ctx's
+// error is returned. Close is idempotent; later calls return nil once the
+// first one's work has ended. Called from inside
 // a client callback, it does not wait for that callback to return.
 //
 // Called from inside a Subscription's message handler or a Consume handler,
@@ -300,6 +306,9 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	if !c.sup.inCallback.Load() {
 		<-c.sup.notifierDone
+	}
+	if werr := c.active.wait(ctx); err == nil {
+		err = werr
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package natsclient_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,5 +123,57 @@ func TestCloseFromKVWatchReader(t *testing.T) {
 				closeReturns(t, c, result, "a "+name+" reader")
 			})
 		}
+	}
+}
+
+// Close returns only once a Consume handler that was running has returned:
+// Close's promise is that every goroutine the client started has ended. The
+// Consume's ctx ends while its handler runs, so that jetstream unsubscribes
+// and the connection's drain no longer waits for the handler; the handler
+// is held until the client's connection is gone (the server counts no
+// client), when Close has nothing else left to wait for, and the order in
+// which the handler and Close then finish is what is checked. Before, Close
+// returned with the handler still running.
+func TestCloseWaitsForARunningConsumeHandler(t *testing.T) {
+	tc := natstest.NewTestClient(t, natstest.WithJetStream())
+	c, ctx := tc.Client, testContext(t)
+	if _, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishToStream(ctx, "jobs.run", []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	order := make(chan string, 2)
+	var once sync.Once
+	consumeCtx, endConsume := context.WithCancel(ctx)
+	defer endConsume()
+	if _, err := c.Consume(consumeCtx, "JOBS", "worker", func(jetstream.Msg) error {
+		once.Do(func() {
+			close(entered)
+			<-release
+			order <- "handler returned"
+		})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, entered, "the handler's start")
+	subs := tc.Server.Varz().Subscriptions
+	endConsume()
+	eventually(t, "the consumer's subscription gone", func() bool { return tc.Server.Varz().Subscriptions < subs })
+	closed := make(chan error, 1)
+	go func() {
+		err := c.Close(context.Background())
+		order <- "Close returned"
+		closed <- err
+	}()
+	eventually(t, "the server without the client's connection", func() bool { return tc.Server.NumClients() == 0 })
+	close(release)
+	if first := receive(t, order, "the handler's or Close's end"); first != "handler returned" {
+		t.Fatalf("%s first, while the Consume handler was still running", first)
+	}
+	if err := receive(t, closed, "Close's return"); err != nil {
+		t.Fatalf("Close = %v", err)
 	}
 }

@@ -211,6 +211,8 @@
 // is asked again until ctx ends. JetStream() returns the context of the
 // connection of the moment; jetstream Consumers and KeyWatchers obtained
 // through a handle's own methods belong to the connection they were made on.
+// Watchers resume as soon as the client is connected again, from the
+// revision after the last they delivered: nothing missed, nothing twice.
 //
 // PublishToStream waits for the stream's acknowledgement until ctx ends
 // (a ctx without a deadline: WithTimeout). Every message carries a
@@ -253,9 +255,10 @@
 // KVOptions.MaxRetries with jittered backoff. The update function may run
 // several times and must compute from its argument alone; its error is
 // returned as it is, with nothing written and no retry; a panic in it is not
-// recovered, and nothing is written. A stored value that is not a JSON object
-// (an array, a string, null, broken JSON) is an error naming the key,
-// returned before the function is called, and the value is left as it is.
+// recovered, and nothing is written. A stored JSON null reads as an empty
+// object (PutJSON(nil) stores one); any other value that is not a JSON object
+// (an array, a string, broken JSON) is an error naming the key, returned
+// before the function is called, and the value is left as it is.
 // Numbers decode as float64, as encoding/json does: use UpdateJSONAs to keep
 // a struct.
 // KVOptions are validated, never replaced: a bad one is kept as an error that
@@ -339,9 +342,11 @@
 // received, so such a write was not stored). A link that hangs instead makes
 // those calls end with their ctx or KVOptions.Timeout, and a write then is
 // ErrKVUnknownOutcome. Get on the mirror returns the last value it received.
-// Domain consumers and watchers resume by themselves once the link is back
-// (nats.go notices a lost pull by its missing heartbeats, up to about 30s
-// with the defaults). See the example of Client.Domain.
+// Domain consumers and watchers resume by themselves once the link is back:
+// while they run, a probe asks the domain's JetStream every half second
+// whether it answers, and its first answer after none starts them again at
+// once (without it, nats.go would notice a lost pull only by its missing
+// heartbeats, about 30s with the defaults). See the example of Client.Domain.
 //
 // # Observability
 //

@@ -26,6 +26,9 @@ type jsDomain struct {
 	root    *Client
 	name    string // "" is the default domain: no prefix
 	derived atomic.Pointer[derivedSnap]
+	// link tells followers in a named domain when its JetStream answers
+	// again (domain_link.go).
+	link domainLink
 }
 
 // derivedSnap is the last snapshot derived, and the one it came from.

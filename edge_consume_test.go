@@ -11,8 +11,8 @@ import (
 )
 
 // resumeTimeout bounds how long a consumer or watcher across the leaf link
-// may take to notice that the link came back: nats.go finds a pull or an
-// ordered consumer lost by its missing heartbeats, some seconds each.
+// may take to notice that the link came back, generously: the promise, 2 s,
+// is TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink's.
 const resumeTimeout = time.Minute
 
 // A consumer and a watcher of the hub's, through the leaf and the hub's

@@ -16,6 +16,9 @@ type Consumption struct {
 	follower[struct{}]
 	stream, consumer string
 	handler          func(context.Context, jetstream.Msg) error
+	// span is the name of a delivery's span: "process <stream> <consumer>",
+	// made once (tracing.go).
+	span string
 }
 
 // Consume delivers the messages of the durable consumer named consumer on
@@ -32,9 +35,14 @@ type Consumption struct {
 //
 // Consuming continues across nats.go's reconnects and, when the client had
 // to dial a new connection, resumes on it: the consumer is durable, so
-// nothing acked is delivered again and nothing unacked is lost. Errors
-// setting it up on the current connection are returned; later ones are
-// retried with backoff and logged.
+// nothing acked is delivered again and nothing unacked is lost. Through a
+// Domain it resumes also when the domain's link returns while the client's
+// connection stayed up (a leaf node's link to its hub, which took the
+// consumer's pull request with it): while a Consume or watcher runs in a
+// named domain, the client asks the domain's JetStream every 500 ms whether
+// it answers, and starts again at once when it answers after it did not.
+// Errors setting it up on the current connection are returned; later ones
+// are retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
 	if handler == nil {
 		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
@@ -44,10 +52,13 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 
 // ConsumeFunc is Consume with a handler that receives the message's trace
 // context: with a tracer provider configured, ctx holds the consumer span
-// "process <subject>", a child of the span the message was published in
-// (PublishToStream injects it into the stored message's headers), which
-// ends when the handler returns and is marked as an error when it returns
-// one. Without telemetry ctx is context.Background().
+// "process <stream> <consumer>", a child of the span the message was
+// published in (PublishToStream injects it into the stored message's
+// headers), which ends when the handler returns and is marked as an error
+// when it returns one. The span is named by what is consumed, not by the
+// message's subject, which may carry ids without bound; the subject is its
+// messaging.destination.name attribute. Without telemetry ctx is
+// context.Background().
 func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
 	if err := validateStreamName("stream", stream); err != nil {
 		return nil, err
@@ -58,7 +69,7 @@ func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handl
 	if handler == nil {
 		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
-	cs := &Consumption{stream: stream, consumer: consumer, handler: handler}
+	cs := &Consumption{stream: stream, consumer: consumer, handler: handler, span: consumeSpanName(stream, consumer)}
 	cs.follower = follower[struct{}]{c: c, what: fmt.Sprintf("consume %s/%s", stream, consumer), start: cs.start}
 	if err := cs.follow(ctx); err != nil {
 		return nil, err
@@ -99,6 +110,10 @@ type consumeSession struct {
 }
 
 func (sess *consumeSession) deliver(msg jetstream.Msg) {
+	// Close waits for a handler that runs (activity.go).
+	active := &sess.cs.c.base().active
+	active.add()
+	defer active.done()
 	if sess.goroutine.Load() == 0 {
 		id := goroutineID()
 		sess.goroutine.Store(id)

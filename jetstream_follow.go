@@ -2,6 +2,7 @@ package natsclient
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -27,6 +28,12 @@ type follower[E any] struct {
 	deliver func(ctx context.Context, item E) bool
 	// ended runs once the follower has stopped, before Done is closed.
 	ended func()
+	// resumeOnReconnect starts a new session also when nats.go brought the
+	// same connection back: jetstream's ordered consumers (watchers) find
+	// theirs lost only by missed heartbeats, 10 s or more after it came
+	// back. A pull Consume needs nothing of the kind: jetstream pulls again
+	// as soon as its connection is back.
+	resumeOnReconnect bool
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -68,9 +75,17 @@ func (f *follower[E]) follow(ctx context.Context) error {
 		return err
 	}
 	f.cancel, f.done = cancel, make(chan struct{})
+	f.c.base().active.add() // Close waits for run
+	// A named domain may be reached through a leaf node's link, which can
+	// drop and return while the client's connection stays (domain_link.go).
+	var relinked <-chan struct{}
+	unlisten := func() {}
+	if d := f.c.domain; d != nil && d.name != "" {
+		relinked, unlisten = d.link.listen(d)
+	}
 	// An event arriving later than the first session only makes run look
 	// at the generation again.
-	go f.run(life, f.c.StateChanges(life), s.gen, first, endSession)
+	go f.run(life, f.c.StateChanges(life), relinked, unlisten, s.gen, first, endSession)
 	return nil
 }
 
@@ -82,11 +97,14 @@ func (f *follower[E]) stop() {
 }
 
 // run delivers the current session's items, and when a state change shows a
-// new connection generation (or the session ended by itself) ends the
-// session and starts another on the current connection, retrying with
-// backoff until that works.
-func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen uint64, cur session[E], endCur context.CancelFunc) {
+// new connection generation (or, with resumeOnReconnect, the connection back
+// after nats.go reconnected it; or the domain's link is back; or the session
+// ended by itself) ends the session and starts another on the current
+// connection, retrying with backoff until that works.
+func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relinked <-chan struct{}, unlisten func(), gen uint64, cur session[E], endCur context.CancelFunc) {
+	defer f.c.base().active.done()
 	defer close(f.done)
+	defer unlisten()
 	if f.ended != nil {
 		defer f.ended()
 	}
@@ -102,6 +120,7 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 	retry.Stop()
 	defer retry.Stop()
 	failures := 0
+	stale := false // the session's connection came back: start another
 	for {
 		select {
 		case <-ctx.Done():
@@ -114,21 +133,31 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 				return
 			}
 			continue
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return // the client closed
 			}
+			if ev.To == StateConnected && ev.From != StateConnected {
+				// Retries waiting out the outage's backoff wait no longer.
+				stale, failures = stale || f.resumeOnReconnect, 0
+			}
 			retry.Reset(recheckDelay)
 			continue
+		case <-relinked:
+			// The domain answers again after it did not: what the session
+			// had there is gone with the link, and the backoff of retries
+			// that failed while it was down is over (a failed first try now
+			// is retried at once, not after the longest wait).
+			stale, failures = true, 0
 		case <-retry.C:
 		}
 		s, err := f.c.jsSnapshot(ctx)
-		if err != nil || (s.gen == gen && endCur != nil) {
+		if err != nil || (s.gen == gen && endCur != nil && !stale) {
 			continue // not connected yet, or nothing changed
 		}
 		end()
 		sctx, endSession := context.WithCancel(ctx)
-		next, err := f.start(sctx, s)
+		next, err := f.startBounded(sctx, endSession, s)
 		if err != nil {
 			endSession()
 			failures++
@@ -136,6 +165,25 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, gen ui
 			retry.Reset(backoff(f.c.opts.reconnectWait, failures))
 			continue
 		}
-		cur, endCur, gen, failures = next, endSession, s.gen, 0
+		cur, endCur, gen, failures, stale = next, endSession, s.gen, 0, false
 	}
+}
+
+// startBounded is start within the client's timeout. The calls a start makes
+// take the session's ctx, which must live as long as the session (nats.go
+// ties a subscription to it), so they would wait for an answer as long as
+// the follower's own ctx: jetstream's creation of a watch's consumer takes
+// its deadline from it, and one request lost on a link that just came back
+// would hold the follower until then. Past the bound the session's ctx is
+// ended, which ends the calls, and the start counts as failed.
+func (f *follower[E]) startBounded(ctx context.Context, endSession context.CancelFunc, s *snapshot) (session[E], error) {
+	timer := time.AfterFunc(f.c.opts.timeout, endSession)
+	next, err := f.start(ctx, s)
+	if timer.Stop() {
+		return next, err
+	}
+	if err == nil {
+		next.stop() // it started as the bound passed: its ctx is ended
+	}
+	return session[E]{}, fmt.Errorf("natsclient: %s: not started within %v: %w", f.what, f.c.opts.timeout, context.DeadlineExceeded)
 }

@@ -438,9 +438,13 @@ func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
 // until ctx ends or the watcher is stopped; the Updates channel is closed
 // then. opts are jetstream's (IncludeHistory, UpdatesOnly, ...).
 //
-// The watcher follows the client: it survives nats.go's reconnects, and when
-// the client had to dial a new connection it watches again on it, resuming
-// after the last revision it delivered, so no change is lost or repeated.
+// The watcher follows the client: each time the client is connected again,
+// after nats.go reconnected or on a new connection the client dialled, it
+// watches again, resuming after the last revision it delivered, so no change
+// is lost or repeated and a change made after a server restart arrives at
+// once (jetstream's own watcher finds its consumer gone only by missed
+// heartbeats, 10 s or more). Through a Domain it also watches again when
+// the domain's link returns (see Client.Consume).
 //
 // An invalid pattern is an error matching ErrInvalidArgument,
 // jetstream.ErrInvalidKey and nats.ErrBadSubject. The watcher's Stop is

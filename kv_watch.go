@@ -36,7 +36,7 @@ type kvWatcher struct {
 func newKVWatcher(ctx context.Context, h *bucketHandle, keys []string, opts []jetstream.WatchOpt) (*kvWatcher, error) {
 	w := &kvWatcher{h: h, keys: slices.Clone(keys), opts: opts, updates: make(chan jetstream.KeyValueEntry, watchBuffer)}
 	w.follower = follower[jetstream.KeyValueEntry]{c: h.c, what: "kv watch " + h.name + "/" + strings.Join(keys, ","),
-		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }}
+		start: w.start, deliver: w.deliver, ended: func() { close(w.updates) }, resumeOnReconnect: true}
 	if err := w.follow(ctx); err != nil {
 		return nil, err
 	}

@@ -26,8 +26,10 @@ const instrumentationName = "github.com/c360/natsclient"
 // WithTracerProvider makes the client record spans with tp: a producer span
 // "send <subject>" for Publish, PublishMsg, Request, RequestMsg,
 // PublishToStream and PublishMsgToStream, whose context is injected into the
-// message headers; a consumer span "process <subject>" around each handler
-// call of a subscription or Consume, a child of the sender's span; and
+// message headers; a consumer span around each handler call, a child of the
+// sender's span: "process <subject>" for a subscription (its subject as
+// subscribed, wildcards and all), "process <stream> <consumer>" for a
+// Consume (the message's subject is an attribute); and
 // "kv <op>" spans for KV writes. A nil provider is an error.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) error {

@@ -290,8 +290,12 @@ func TestTraceJetStreamPublishToConsume(t *testing.T) {
 		t.Fatalf("Consume handler's trace %v, want %v", s.sc.TraceID(), root.SpanContext().TraceID())
 	}
 	send := o.span(t, "send jobs.run")
-	process := o.waitSpan(t, "process jobs.run")
+	// Named by the stream and consumer, not by the subject (ids without
+	// bound); the subject is an attribute.
+	process := o.waitSpan(t, "process JOBS worker")
 	wantChild(t, process, send)
+	wantAttr(t, process, "messaging.destination.name", "jobs.run")
+	wantAttr(t, process, "messaging.consumer.group.name", "worker")
 	if _, ok := attr(send, "messaging.message.id"); !ok {
 		t.Error("stream publish span has no messaging.message.id")
 	}
@@ -305,7 +309,16 @@ func TestTraceJetStreamPublishToConsume(t *testing.T) {
 		t.Fatal(err)
 	}
 	receive(t, got, "refused message")
-	failed := o.waitSpan(t, "process jobs.bad")
+	var failed sdktrace.ReadOnlySpan
+	eventually(t, "the refused message's span", func() bool {
+		for _, s := range o.spans.Ended() {
+			if v, _ := attr(s, "messaging.destination.name"); s.Name() == "process JOBS worker" && v.AsString() == "jobs.bad" {
+				failed = s
+				return true
+			}
+		}
+		return false
+	})
 	if failed.Status().Code != codes.Error {
 		t.Errorf("span of a refused message: status %v, want Error", failed.Status())
 	}

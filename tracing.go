@@ -129,11 +129,17 @@ func (t *telemetry) deliverObserved(s *Subscription, m *nats.Msg) {
 	t.end(op, nil)
 }
 
+// consumeSpanName names a Consume delivery's span by the stream and the
+// consumer, "process JOBS worker": OpenTelemetry's messaging conventions
+// want a name of low cardinality, and subjects often carry device or order
+// ids.
+func consumeSpanName(stream, consumer string) string { return "process " + stream + " " + consumer }
+
 // consumeObserved runs a Consume handler for msg inside a consumer span and
 // measures it; the handler's error marks the span.
 func (t *telemetry) consumeObserved(cs *Consumption, msg jetstream.Msg) error {
 	ctx := t.extract(context.Background(), msg.Headers())
-	op := t.begin(ctx, opProcess, "process "+msg.Subject(), msg.Subject(), len(msg.Data()), trace.SpanKindConsumer, true,
+	op := t.begin(ctx, opProcess, cs.span, msg.Subject(), len(msg.Data()), trace.SpanKindConsumer, true,
 		attribute.String("messaging.consumer.group.name", cs.consumer))
 	err := cs.handler(op.ctx, msg)
 	t.end(op, err)
