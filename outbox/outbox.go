@@ -37,6 +37,9 @@ type Outbox struct {
 	progress atomic.Pointer[chan struct{}]
 
 	forwarded, deadLettered, dropped, resent, resentLate atomic.Uint64
+
+	status atomic.Pointer[forwardStatus] // why forwarding waits; see waiting.go
+	final  atomic.Pointer[snapshot]      // the file's figures as it was closed; see closed.go
 }
 
 // Stats are the outbox's figures. Pending, PendingBytes and Oldest are read
@@ -64,6 +67,18 @@ type Stats struct {
 	// had passed since the first send. If the first copy was stored, such a
 	// resend is stored again: each one is a possible duplicate.
 	ResentLate uint64
+	// Waiting says why forwarding is paused while messages may be pending;
+	// "" while it runs or has nothing to send. It is the client's state
+	// ("the client is reconnecting", "the client's circuit breaker is
+	// open") or the fault the forwarder is waiting out, retrying with
+	// backoff, the head of the queue kept in place: a lost connection, a
+	// missing acknowledgement, or a stream nobody can reach, such as one on
+	// the hub while a leaf node's link to it is down (LastError then
+	// matches natsclient.ErrUnreachable).
+	Waiting string
+	// LastError is the fault that last paused forwarding, nil if none has
+	// since Open. It stays after forwarding resumes.
+	LastError error
 }
 
 // Open opens the outbox stored at path, creating the file if it does not
@@ -174,12 +189,15 @@ func (ob *Outbox) publish(ctx context.Context, subject string, h nats.Header, da
 	rec := &record{subject: subject, header: h, data: data, enqueued: time.Now()}
 	var a admission
 	err := ob.st.db.Batch(func(tx *bolt.Tx) error {
+		if err := ob.refuseClosed(); err != nil {
+			return err
+		}
 		var err error
 		a, err = ob.st.admit(tx, rec, "", ob.opts.maxBytes, ob.opts.overflow)
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, ErrClosed) {
 			return "", ErrClosed
 		}
 		return "", fmt.Errorf("outbox: publish %q: store: %w", subject, err)
@@ -252,14 +270,14 @@ func (ob *Outbox) Flush(ctx context.Context) error {
 }
 
 func (ob *Outbox) storeErr(op string, err error) error {
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, ErrClosed) {
 		return ErrClosed
 	}
 	return fmt.Errorf("outbox: %s: %w", op, err)
 }
 
-// Stats returns the outbox's figures. After Close the file's figures are
-// zero.
+// Stats returns the outbox's figures. After Close, Pending, PendingBytes and
+// Oldest are what the file held when it was closed.
 func (ob *Outbox) Stats() Stats {
 	st := Stats{
 		Forwarded:    ob.forwarded.Load(),
@@ -268,7 +286,10 @@ func (ob *Outbox) Stats() Stats {
 		Resent:       ob.resent.Load(),
 		ResentLate:   ob.resentLate.Load(),
 	}
-	if sn, err := ob.st.snapshot(); err == nil {
+	if fs := ob.status.Load(); fs != nil {
+		st.Waiting, st.LastError = fs.waiting, fs.lastErr
+	}
+	if sn, err := ob.fileFigures(); err == nil {
 		st.Pending, st.PendingBytes, st.Oldest = int(sn.count), sn.bytes, sn.oldest
 	}
 	return st
