@@ -86,6 +86,7 @@ type forwarder struct {
 	early   map[*nats.Msg]outcome
 
 	window   []flight  // on the wire, in send order
+	opened   int       // how many may be on the wire: one until the round's first ack (see round)
 	buffered []*record // read from the file, not yet sent
 	next     uint64    // the last sequence read into buffered
 	drained  bool      // the last read reached the end of the queue
@@ -322,6 +323,15 @@ func (f *forwarder) round() error {
 	if err := f.dial(); err != nil {
 		return err
 	}
+	// The window opens with the round's first acknowledgement. Until then
+	// the stream's interest may not be on the server yet: a leaf node whose
+	// link to the hub has just returned learns the hub's interest a moment
+	// later, and a window sent meanwhile would meet "no responders" for its
+	// first messages and be stored from a later one on (a suffix, not a
+	// prefix: the resend would then store the first ones behind it). One
+	// message alone cannot be overtaken; once it is acknowledged, the
+	// interest is there for the rest.
+	f.opened = 1
 	// One timer watches for a late acknowledgement: acks come in send
 	// order, so only the window's head can be the first late one. It fires
 	// at most once per ackTimeout and is moved on when the head it was set
@@ -399,7 +409,7 @@ func (f *forwarder) round() error {
 // empty, reading the file a page at a time: the backlog stays on disk.
 func (f *forwarder) fill() error {
 	limit := f.ob.opts.maxInFlight
-	for len(f.window) < limit {
+	for len(f.window) < f.opened {
 		if len(f.buffered) == 0 {
 			if f.drained {
 				return nil
@@ -507,6 +517,7 @@ func (f *forwarder) acknowledged(fl flight) {
 	f.acked = append(f.acked, fl.rec.seq)
 	f.ob.forwarded.Add(1)
 	f.backoff = minBackoff
+	f.opened = f.ob.opts.maxInFlight
 	if f.waiting {
 		f.going()
 	}
