@@ -88,7 +88,8 @@ type Stats struct {
 // the client.
 //
 // Options and their defaults: WithMaxBytes (64 MiB), WithOverflow (Reject),
-// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (slog.Default()).
+// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (the client's
+// logger, or slog.Default() when it has none).
 //
 // A path another process holds is an error within about a second; a second
 // Open of a path this process holds is an error at once. A file that is not
@@ -123,7 +124,7 @@ func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, erro
 		client:  client,
 		st:      st,
 		opts:    o,
-		log:     o.logger.With("outbox", st.path),
+		log:     o.loggerFor(client).With("outbox", st.path),
 		stop:    make(chan struct{}),
 		fwdDone: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
