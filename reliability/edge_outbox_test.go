@@ -37,6 +37,9 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 	hub := natstest.NewServer(t, natstest.WithJetStreamDomain("hub"), natstest.WithLeafNodes())
 	leaf := natstest.NewLeaf(t, hub, natstest.WithJetStreamDomain("edge"))
 	leaf.WaitForHubLink(true)
+	// An uplink's latency: a backlog takes a while to drain, and a cut can
+	// fall while it does.
+	leaf.HubLink().Latency(25 * time.Millisecond)
 	hubConn, err := nats.Connect(hub.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +101,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		n      int
 	}{{longCut, longCutN}, {shortCut, shortCutN}, {shortCut, shortCutN}} {
 		phase := fmt.Sprintf("cut-%d", cut+1)
+		t.Logf("%s begins with %d messages pending", phase, ob.Stats().Pending)
 		leaf.HubLink().Cut()
 		leaf.WaitForHubLink(false)
 		start := time.Now()
