@@ -346,7 +346,9 @@ func (f *forwarder) round() error {
 			if err := f.settle(settleQueued); err != nil {
 				return err
 			}
-			f.going() // nothing left to send: nothing waits
+			if f.waiting {
+				f.going() // nothing left to send: nothing waits
+			}
 			select {
 			case <-f.ob.wake:
 				f.drained = false
