@@ -25,9 +25,9 @@ import (
 // ErrUnreachable matches the error of a call that needed a JetStream domain,
 // an origin bucket or a stream nobody answers for: on a leaf node whose link
 // to the hub is down, say (PublishToStream to a stream on the hub, a KV
-// write through the leaf's mirror, any call in the hub's domain). Nothing was received, so a write that fails with it was
-// not stored. It is not a failure of the client's connection and never
-// counts against the breaker.
+// write through the leaf's mirror, any call in the hub's domain). Nothing
+// was received, so a write that fails with it was not stored. It is not a
+// failure of the client's connection and never counts against the breaker.
 var ErrUnreachable = errors.New("natsclient: JetStream domain or origin bucket cannot be reached")
 
 type unreachableError struct {
