@@ -222,8 +222,12 @@
 // minutes by default), and the acknowledgement of a resend has Duplicate
 // set. What the server refuses (a failed WithExpectLastSequence, a message
 // over the stream's limit) is returned at once. A publish nobody receives is
-// either for a subject no stream captures (jetstream.ErrNoStreamResponse,
-// within about a second) or for a stream electing a leader (sent again).
+// for a subject no stream captures (jetstream.ErrNoStreamResponse, within
+// about a second), for a stream electing a leader (sent again), or, on a leaf
+// node whose JetStream has a domain, for a stream beyond a link that is down
+// (ErrUnreachable, within about a second). "No stream captures it" is
+// believed only from a JetStream without a domain, the only one in reach:
+// give every JetStream joined by leaf links a domain.
 //
 // Consume binds a durable pull consumer, creating it with explicit
 // acknowledgement when it does not exist (create it first through

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/c360/natsclient/internal/capture"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -272,10 +273,14 @@ func (c *Client) DeleteStream(ctx context.Context, name string) error {
 // default). The PubAck of a retry that found the message already stored has
 // Duplicate set. An error the server answered with (a failed expectation, a
 // message over the stream's limit) is returned at once. A publish nobody
-// received (no responders) asks the server whether any stream captures
-// subject: if none does, the error matches jetstream.ErrNoStreamResponse and
-// comes within about a second; if one does, its leader is being elected and
-// the publish is sent again until ctx ends.
+// received (no responders) asks the server's JetStream which stream captures
+// subject. If one does, its leader is being elected and the publish is sent
+// again until ctx ends. If none does and that JetStream has no domain (it is
+// the only one in reach), the error matches jetstream.ErrNoStreamResponse
+// and says "no stream captures subject". If none does and it has a domain,
+// as a leaf node's JetStream has, the stream may be beyond a leaf link that
+// is down (on the hub): the error matches ErrUnreachable. Either comes
+// within about a second.
 // An error names the message ID: publishing again with jetstream.WithMsgID
 // and that ID, within the duplicate window, cannot store the message twice.
 func (c *Client) PublishToStream(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
@@ -361,11 +366,10 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 				return nil, failed(attempt, overMaxPayload(len(msg.Data), headerLen(msg.Header), s.conn.MaxPayload(), err))
 			}
 			c.report(s, err)
-			if uerr := c.domain.unreachable(ctx, s, err); uerr != nil {
-				return nil, failed(attempt, uerr)
-			}
-			if noResponders(err) && ctx.Err() == nil && !streamCaptures(ctx, c, s, subject) {
-				return nil, failed(attempt, fmt.Errorf("no stream captures subject %q: %w", subject, err))
+			if noResponders(err) && ctx.Err() == nil {
+				if ferr := c.noStreamAnswered(ctx, s, subject, err); ferr != nil {
+					return nil, failed(attempt, ferr)
+				}
 			}
 		}
 		if !transient(err) || ctx.Err() != nil {
@@ -391,15 +395,31 @@ func checkStreamPub(s *snapshot, msg *nats.Msg) error {
 	return checkPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
 }
 
-// streamCaptures is asked when a publish to subject found no responders:
-// either no stream captures the subject, which is final, or the stream that
-// does has no leader at the moment (an election in a cluster), which is worth
-// waiting for. It asks the server which, and says true when it cannot tell.
-func streamCaptures(ctx context.Context, c *Client, s *snapshot, subject string) bool {
+// noStreamAnswered is asked when a publish to subject found no responders.
+// It asks the server what that means (capture.Lookup, the rule the outbox
+// follows too) and returns the error that ends the call when the answer is
+// known: no stream captures the subject, said by the only JetStream in
+// reach (an error matching jetstream.ErrNoStreamResponse), or the stream
+// cannot be reached, as on a leaf node whose link to the hub is down (an
+// *unreachableError). It returns nil when the publish is worth sending
+// again: a stream captures the subject and its leader is being elected, the
+// question got no answer, or nobody answers JetStream's API in the default
+// domain (JetStream not up yet after a restart).
+func (c *Client) noStreamAnswered(ctx context.Context, s *snapshot, subject string, err error) error {
 	actx, cancel := c.attemptCtx(ctx)
 	defer cancel()
-	_, err := s.js.StreamNameBySubject(actx, subject)
-	return !errors.Is(err, jetstream.ErrStreamNotFound)
+	found := capture.Lookup(actx, s.js, subject)
+	switch found.Verdict {
+	case capture.Nowhere:
+		return fmt.Errorf("%s: %w", found.Explain(subject), err)
+	case capture.Beyond:
+		return &unreachableError{what: fmt.Sprintf("a stream capturing subject %q (none in JetStream domain %q)", subject, found.Domain), cause: err}
+	case capture.NoJetStream:
+		if c.domain != nil && c.domain.name != "" {
+			return &unreachableError{what: fmt.Sprintf("JetStream domain %q", c.domain.name), cause: err}
+		}
+	}
+	return nil
 }
 
 // noResponders reports whether a request found nobody to receive it: the

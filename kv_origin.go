@@ -22,11 +22,12 @@ import (
 // acknowledgement come from the origin stream, never from a mirror that may
 // lag. Plain reads (Get, Keys, Watch) stay with the local bucket.
 
-// ErrUnreachable matches the error of a call that needed a JetStream domain
-// or an origin bucket nobody answers for: on a leaf node whose link to the
-// hub is down, say. Nothing was received, so a write that fails with it was
-// not stored. It is not a failure of the client's connection and never
-// counts against the breaker.
+// ErrUnreachable matches the error of a call that needed a JetStream domain,
+// an origin bucket or a stream nobody answers for: on a leaf node whose link
+// to the hub is down, say (PublishToStream to a stream on the hub, a KV
+// write through the leaf's mirror, any call in the hub's domain). Nothing
+// was received, so a write that fails with it was not stored. It is not a
+// failure of the client's connection and never counts against the breaker.
 var ErrUnreachable = errors.New("natsclient: JetStream domain or origin bucket cannot be reached")
 
 type unreachableError struct {

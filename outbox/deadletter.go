@@ -60,6 +60,9 @@ func (ob *Outbox) Requeue(ctx context.Context, id string) error {
 	}
 	var a admission
 	err := ob.st.update(func(tx *bolt.Tx) error {
+		if err := ob.refuseClosed(); err != nil {
+			return err
+		}
 		dead := tx.Bucket(deadBucket)
 		v := dead.Get([]byte(id))
 		if v == nil {

@@ -72,9 +72,20 @@
 // is larger than the stream allows; the stream is full and discards new
 // messages; an expected-* header of its own fails) is moved to the dead
 // letters after its first refusal, logged and counted, and forwarding goes
-// on with the next message. DeadLetters lists them, Requeue puts one back at
-// the end of the queue with its id, Discard deletes it. Refusals are told
-// from transient failures by the server's error codes, never by text.
+// on with the next message. "Nobody answered" (no responders, a timeout) is
+// never a refusal by itself: "no stream captures the subject" is final only
+// when the server's JetStream has no domain, and so is the only JetStream in
+// reach. On a leaf node whose JetStream has a domain of its own, a stream on
+// the hub cannot be reached while the leaf's link is down: forwarding waits,
+// retrying with backoff as after a lost connection, the head of the queue in
+// place, and Stats.Waiting says so (Stats.LastError matches
+// natsclient.ErrUnreachable). Give every JetStream joined by leaf node links
+// a domain: a leaf running JetStream under a hub without a domain (or the
+// reverse) looks like the only JetStream there, and a message for a stream
+// on the other side is dead-lettered while the link is down. DeadLetters
+// lists them, Requeue puts one back at the end of the queue with its id,
+// Discard deletes it. Refusals are told from transient failures by the
+// server's error codes, never by text.
 //
 // # Storage
 //

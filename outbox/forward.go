@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/internal/capture"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -85,6 +86,7 @@ type forwarder struct {
 	early   map[*nats.Msg]outcome
 
 	window   []flight  // on the wire, in send order
+	opened   int       // how many may be on the wire: one until the round's first ack (see round)
 	buffered []*record // read from the file, not yet sent
 	next     uint64    // the last sequence read into buffered
 	drained  bool      // the last read reached the end of the queue
@@ -104,9 +106,12 @@ type forwarder struct {
 	prevSent uint64
 	prevAt   time.Time
 
-	dupWindows map[string]time.Duration // subject → its stream's duplicate window
-	noStream   map[string]bool          // subjects no stream captures, this round
+	dupWindows map[string]time.Duration   // subject → its stream's duplicate window
+	findings   map[string]capture.Finding // subject → what its "no responders" meant, this round
 	backoff    time.Duration
+	// waiting mirrors Stats.Waiting != "", so that an acknowledgement
+	// costs no atomic load to find that there is nothing to clear.
+	waiting bool
 
 	// idHeader is the header of every message stored without one: it holds
 	// only the message id, set anew for each send. One map serves them all
@@ -177,6 +182,9 @@ func (f *forwarder) run() {
 		if f.ctx.Err() != nil {
 			return
 		}
+		if !errors.Is(err, errPaused) {
+			f.wait(err.Error(), err)
+		}
 		// The next round reads the queue from the file: it must not find
 		// there what was acknowledged already.
 		_ = f.settle(settleSynced)
@@ -204,6 +212,7 @@ func (f *forwarder) run() {
 func (f *forwarder) shutdown() {
 	_ = f.settle(settleQueued)
 	f.settler.stop()
+	f.ob.recordFinal()
 	f.hangUp()
 }
 
@@ -282,6 +291,7 @@ func (f *forwarder) hangUp() {
 // events. It returns false when the outbox closes.
 func (f *forwarder) waitUsable() bool {
 	for !f.usable() {
+		f.wait(f.pausedBy(), nil)
 		select {
 		case _, ok := <-f.states:
 			if !ok {
@@ -309,10 +319,19 @@ func (f *forwarder) pause(d time.Duration) bool {
 
 // round forwards until a fault, a pause of the client, or Close (nil).
 func (f *forwarder) round() error {
-	f.noStream = make(map[string]bool)
+	f.findings = make(map[string]capture.Finding)
 	if err := f.dial(); err != nil {
 		return err
 	}
+	// The window opens with the round's first acknowledgement. Until then
+	// the stream's interest may not be on the server yet: a leaf node whose
+	// link to the hub has just returned learns the hub's interest a moment
+	// later, and a window sent meanwhile would meet "no responders" for its
+	// first messages and be stored from a later one on (a suffix, not a
+	// prefix: the resend would then store the first ones behind it). One
+	// message alone cannot be overtaken; once it is acknowledged, the
+	// interest is there for the rest.
+	f.opened = 1
 	// One timer watches for a late acknowledgement: acks come in send
 	// order, so only the window's head can be the first late one. It fires
 	// at most once per ackTimeout and is moved on when the head it was set
@@ -326,6 +345,9 @@ func (f *forwarder) round() error {
 		if len(f.window) == 0 {
 			if err := f.settle(settleQueued); err != nil {
 				return err
+			}
+			if f.waiting {
+				f.going() // nothing left to send: nothing waits
 			}
 			select {
 			case <-f.ob.wake:
@@ -389,7 +411,7 @@ func (f *forwarder) round() error {
 // empty, reading the file a page at a time: the backlog stays on disk.
 func (f *forwarder) fill() error {
 	limit := f.ob.opts.maxInFlight
-	for len(f.window) < limit {
+	for len(f.window) < f.opened {
 		if len(f.buffered) == 0 {
 			if f.drained {
 				return nil
@@ -497,13 +519,30 @@ func (f *forwarder) acknowledged(fl flight) {
 	f.acked = append(f.acked, fl.rec.seq)
 	f.ob.forwarded.Add(1)
 	f.backoff = minBackoff
+	f.opened = f.ob.opts.maxInFlight
+	if f.waiting {
+		f.going()
+	}
 }
 
 // refused handles the head's error: a permanent refusal dead-letters it and
 // forwarding goes on; anything else ends the round (see the type's comment).
+// "No responders" is never a refusal by itself: it is one only when the
+// JetStream in reach says that no stream captures the subject and nothing
+// beyond it could (capture.Lookup); a stream that cannot be reached now (a
+// leaf node's link to the hub is down) is waited for, like a lost
+// connection.
 func (f *forwarder) refused(fl flight, err error) error {
-	if errors.Is(err, jetstream.ErrNoStreamResponse) && f.streamMissing(fl.rec.subject) {
-		err = fmt.Errorf("no stream captures subject %q: %w", fl.rec.subject, err)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		found := f.lookup(fl.rec.subject)
+		switch found.Verdict {
+		case capture.Nowhere:
+			err = fmt.Errorf("%s: %w", found.Explain(fl.rec.subject), err)
+		case capture.Beyond, capture.NoJetStream:
+			return fmt.Errorf("ack of %s: %w: %s", fl.rec.id, natsclient.ErrUnreachable, found.Explain(fl.rec.subject))
+		default:
+			return fmt.Errorf("ack of %s: %s: %w", fl.rec.id, found.Explain(fl.rec.subject), err)
+		}
 	} else if !permanentRefusal(err) {
 		return fmt.Errorf("ack of %s: %w", fl.rec.id, err)
 	}
@@ -544,20 +583,20 @@ func (f *forwarder) abandonWindow() {
 	f.window, f.buffered, f.next, f.drained = nil, nil, 0, false
 }
 
-// streamMissing asks the server whether any stream captures subject: "no
-// responders" alone does not say (a stream without a leader is silent too).
-func (f *forwarder) streamMissing(subject string) bool {
-	if missing, ok := f.noStream[subject]; ok {
-		return missing
+// lookup asks the server what "no responders" to a publish to subject
+// means, once per subject and round; an answer that says nothing (Unknown)
+// is asked again next time.
+func (f *forwarder) lookup(subject string) capture.Finding {
+	if found, ok := f.findings[subject]; ok {
+		return found
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, f.ob.opts.ackTimeout)
 	defer cancel()
-	_, err := f.js.StreamNameBySubject(ctx, subject)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return false // unknown: treat as transient, and ask again next time
+	found := capture.Lookup(ctx, f.js, subject)
+	if found.Verdict != capture.Unknown {
+		f.findings[subject] = found
 	}
-	f.noStream[subject] = err != nil
-	return err != nil
+	return found
 }
 
 // duplicateWindow returns the duplicate window of the stream that captures

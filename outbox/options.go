@@ -57,8 +57,19 @@ func defaultOptions() options {
 		overflow:    Reject,
 		maxInFlight: DefaultMaxInFlight,
 		ackTimeout:  DefaultAckTimeout,
-		logger:      slog.Default(),
 	}
+}
+
+// loggerFor returns the logger WithLogger gave, or else the client's own
+// (natsclient.Client.Slog), or else slog.Default().
+func (o options) loggerFor(client *natsclient.Client) *slog.Logger {
+	if o.logger != nil {
+		return o.logger
+	}
+	if l := client.Slog(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 func invalidOption(name, format string, args ...any) error {
@@ -116,7 +127,9 @@ func WithAckTimeout(d time.Duration) Option {
 }
 
 // WithLogger sets the logger for dead letters, drops and forwarding faults.
-// Default slog.Default().
+// Default: the client's (the logger of natsclient.WithSlog, or of
+// natsclient.WithLogger, as natsclient.Client.Slog returns it), and
+// slog.Default() when the client has none.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		if l == nil {

@@ -43,6 +43,9 @@ type Outbox struct {
 	progress atomic.Pointer[chan struct{}]
 
 	forwarded, deadLettered, dropped, resent, resentLate atomic.Uint64
+
+	status atomic.Pointer[forwardStatus] // why forwarding waits; see waiting.go
+	final  atomic.Pointer[snapshot]      // the file's figures as it was closed; see closed.go
 }
 
 // Stats are the outbox's figures. Pending, PendingBytes and Oldest are read
@@ -70,6 +73,18 @@ type Stats struct {
 	// had passed since the first send. If the first copy was stored, such a
 	// resend is stored again: each one is a possible duplicate.
 	ResentLate uint64
+	// Waiting says why forwarding is paused while messages may be pending;
+	// "" while it runs or has nothing to send. It is the client's state
+	// ("the client is reconnecting", "the client's circuit breaker is
+	// open") or the fault the forwarder is waiting out, retrying with
+	// backoff, the head of the queue kept in place: a lost connection, a
+	// missing acknowledgement, or a stream nobody can reach, such as one on
+	// the hub while a leaf node's link to it is down (LastError then
+	// matches natsclient.ErrUnreachable).
+	Waiting string
+	// LastError is the fault that last paused forwarding, nil if none has
+	// since Open. It stays after forwarding resumes.
+	LastError error
 }
 
 // Open opens the outbox stored at path, creating the file if it does not
@@ -79,8 +94,8 @@ type Stats struct {
 // the client.
 //
 // Options and their defaults: WithMaxBytes (64 MiB), WithOverflow (Reject),
-// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (slog.Default()),
-// WithSalvage (off).
+// WithMaxInFlight (256), WithAckTimeout (5s), WithLogger (the client's
+// logger, or slog.Default() when it has none), WithSalvage (off).
 //
 // A path another process holds is an error within about a second; a second
 // Open of a path this process holds (by any path: symbolic links are
@@ -121,7 +136,7 @@ func Open(client *natsclient.Client, path string, opts ...Option) (*Outbox, erro
 		st:         st,
 		salvage:    salvage,
 		opts:       o,
-		log:        o.logger.With("outbox", st.path),
+		log:        o.loggerFor(client).With("outbox", st.path),
 		stop:       make(chan struct{}),
 		fwdDone:    make(chan struct{}),
 		fileClosed: make(chan struct{}),
@@ -193,12 +208,15 @@ func (ob *Outbox) publish(ctx context.Context, subject string, h nats.Header, da
 	rec := &record{subject: subject, header: h, data: data, enqueued: time.Now()}
 	var a admission
 	err := ob.st.db.Batch(func(tx *bolt.Tx) error {
+		if err := ob.refuseClosed(); err != nil {
+			return err
+		}
 		var err error
 		a, err = ob.st.admit(tx, rec, "", ob.opts.maxBytes, ob.opts.overflow)
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, ErrClosed) {
 			return "", ErrClosed
 		}
 		return "", fmt.Errorf("outbox: publish %q: store: %w", subject, err)
@@ -271,14 +289,14 @@ func (ob *Outbox) Flush(ctx context.Context) error {
 }
 
 func (ob *Outbox) storeErr(op string, err error) error {
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, ErrClosed) {
 		return ErrClosed
 	}
 	return fmt.Errorf("outbox: %s: %w", op, err)
 }
 
-// Stats returns the outbox's figures. After Close the file's figures are
-// zero.
+// Stats returns the outbox's figures. After Close, Pending, PendingBytes and
+// Oldest are what the file held when it was closed.
 func (ob *Outbox) Stats() Stats {
 	st := Stats{
 		Forwarded:    ob.forwarded.Load(),
@@ -287,7 +305,10 @@ func (ob *Outbox) Stats() Stats {
 		Resent:       ob.resent.Load(),
 		ResentLate:   ob.resentLate.Load(),
 	}
-	if sn, err := ob.st.snapshot(); err == nil {
+	if fs := ob.status.Load(); fs != nil {
+		st.Waiting, st.LastError = fs.waiting, fs.lastErr
+	}
+	if sn, err := ob.fileFigures(); err == nil {
 		st.Pending, st.PendingBytes, st.Oldest = int(sn.count), sn.bytes, sn.oldest
 	}
 	return st
