@@ -18,7 +18,12 @@ import (
 // follows the client works on the new connection.
 func newConnections(t *testing.T, tc *natstest.TestClient, n int, live func(i int)) {
 	t.Helper()
-	events := tc.Client.StateChanges(testContext(t))
+	// The events are watched for as long as the connections take (each wait
+	// has its own deadline): 100 of them outlast testContext on a loaded
+	// machine, and its end would close the channel mid-way.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := tc.Client.StateChanges(ctx)
 	start := tc.Client.Stats().Connections
 	defer func() {
 		if got := tc.Client.Stats().Connections - start; got != uint64(n) {
