@@ -8,54 +8,6 @@ import (
 	"time"
 )
 
-// State is the client's connection state.
-type State int32
-
-// Connection states. A client starts Disconnected, moves to Connecting on
-// Connect, to Connected once a connection is up, to Reconnecting while a lost
-// connection is being re-established, and ends Closed after Close.
-const (
-	StateDisconnected State = iota
-	StateConnecting
-	StateConnected
-	StateReconnecting
-	StateClosed
-)
-
-// String returns the state's name, such as "connected".
-func (s State) String() string {
-	switch s {
-	case StateDisconnected:
-		return "disconnected"
-	case StateConnecting:
-		return "connecting"
-	case StateConnected:
-		return "connected"
-	case StateReconnecting:
-		return "reconnecting"
-	case StateClosed:
-		return "closed"
-	}
-	return "unknown"
-}
-
-// StateChange is one event on a StateChanges channel: a change of the
-// connection state, of the breaker state, or both.
-type StateChange struct {
-	From, To State
-	// Breaker is the breaker's state after the change.
-	Breaker BreakerState
-	// Err is the cause of the change, if any: the error that dropped the
-	// connection or opened the breaker.
-	Err error
-	// At is when the supervisor made the change.
-	At time.Time
-	// Missed counts the events this subscriber did not read before this one
-	// because its buffer was full. They were dropped so that this event, the
-	// present, could be delivered without making the client wait.
-	Missed int
-}
-
 // stateBuffer is how many events a subscriber may leave unread before older
 // ones are dropped.
 const stateBuffer = 16
