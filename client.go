@@ -214,37 +214,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		return errNilContext
 	}
 	c.ensureRunning()
-	cmd := &connectCmd{reply: newReply()}
-	if err := send(ctx, c, c.sup.connectc, cmd); err != nil {
-		return c.connectAbandoned(err)
-	}
-	select {
-	case err := <-cmd.reply:
-		return err
-	case <-c.sup.done:
-		return ErrClosed
-	case <-ctx.Done():
-	}
-	// Withdraw the request, unless the supervisor answered meanwhile.
-	select {
-	case err := <-cmd.reply:
-		return err
-	case c.sup.cancelConnectc <- cmd:
-	case <-c.sup.done:
-	}
-	select {
-	case err := <-cmd.reply:
-		return err
-	default:
-		return c.connectAbandoned(ctx.Err())
-	}
-}
-
-func (c *Client) connectAbandoned(err error) error {
-	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", redactServers(c.sup.servers), err, last)
-	}
-	return err
+	return c.sup.connect(ctx)
 }
 
 // Close drains the connection (subscriptions finish the messages they hold,
@@ -275,21 +245,11 @@ func (c *Client) Close(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	c.ensureRunning()
-	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
-	_, cmd.fromConsumer = c.consumers.Load(cmd.caller)
-	var err error
-	select {
-	case c.sup.closec <- cmd:
-		select {
-		case hc := <-cmd.fromHandler:
-			return hc.wait(ctx)
-		case err = <-cmd.reply:
-		}
-		<-c.sup.done
-	case <-c.sup.done: // already closed
-	}
-	if !c.sup.inCallback.Load() {
-		<-c.sup.notifierDone
+	caller := goroutineID()
+	_, fromConsumer := c.consumers.Load(caller)
+	fromHandler, err := c.sup.close(ctx, caller, fromConsumer)
+	if fromHandler {
+		return err
 	}
 	if werr := c.active.wait(ctx); err == nil {
 		err = werr

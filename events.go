@@ -67,9 +67,7 @@ func (c *Client) StateChanges(ctx context.Context) <-chan StateChange {
 	}
 	w := &watcher{ch: make(chan StateChange, stateBuffer)}
 	c.ensureRunning()
-	if err := send(ctx, c, c.sup.watchc, watchCmd{ctx: ctx, w: w}); err != nil {
-		close(w.ch)
-	}
+	c.sup.watch(ctx, w)
 	return w.ch
 }
 

@@ -748,10 +748,11 @@ func (s *supervisor) handleSubscribe(cmd subscribeCmd) {
 }
 
 func (s *supervisor) handleUnsubscribe(cmd unsubscribeCmd) {
-	cmd.reply <- s.unsubscribe(cmd.sub, cmd.drain)
+	cmd.reply <- s.dropSub(cmd.sub, cmd.drain)
 }
 
-func (s *supervisor) unsubscribe(sub *Subscription, drain bool) error {
+// dropSub removes sub from the registry and unsubscribes or drains it.
+func (s *supervisor) dropSub(sub *Subscription, drain bool) error {
 	if _, ok := s.subs[sub]; !ok {
 		return fmt.Errorf("natsclient: unsubscribe %q: %w", sub.subject, nats.ErrBadSubscription)
 	}
