@@ -184,8 +184,8 @@ func (s *supervisor) close(ctx context.Context, caller uint64, fromConsumer bool
 		<-s.done
 	case <-s.done: // already closed
 	}
-	if !s.inCallback.Load() {
-		<-s.notifierDone
+	if !s.callbacks.inCallback.Load() {
+		<-s.callbacks.done
 	}
 	return false, err
 }

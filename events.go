@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 )
 
@@ -81,28 +80,4 @@ func (c *Client) refusedWatch(err error) <-chan StateChange {
 	ch <- StateChange{From: s.state, To: s.state, Breaker: s.breaker, Err: err, At: time.Now()}
 	close(ch)
 	return ch
-}
-
-// runCallbacks runs user callbacks one at a time, in order, outside the
-// supervisor, so that a callback may call back into the client. It ends
-// after running the last batch, which the supervisor sends on final as it
-// stops.
-func runCallbacks(inCallback *atomic.Bool, in <-chan func(), final <-chan []func(), done chan<- struct{}) {
-	defer close(done)
-	call := func(fn func()) {
-		inCallback.Store(true)
-		defer inCallback.Store(false)
-		fn()
-	}
-	for {
-		select {
-		case fn := <-in:
-			call(fn)
-		case rest := <-final:
-			for _, fn := range rest {
-				call(fn)
-			}
-			return
-		}
-	}
 }

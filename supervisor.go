@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,13 +37,10 @@ type supervisor struct {
 	// the supervisor's answer (see roundReport).
 	roundc chan roundReport
 
-	// done is closed when the loop has ended; notifierDone when the
-	// goroutine that runs user callbacks has ended too.
-	done         chan struct{}
-	notifierDone chan struct{}
-	// inCallback is set while a user callback runs, so that Close called from
-	// inside one does not wait for the callback goroutine, which is itself.
-	inCallback atomic.Bool
+	// done is closed when the loop has ended.
+	done chan struct{}
+	// callbacks runs the user's callbacks, queued by the loop (callbacks.go).
+	callbacks *notifier
 
 	// life is cancelled by Close; it aborts a dial in progress.
 	life   context.Context
@@ -69,19 +65,14 @@ type supervisor struct {
 	probeDone chan probeResult
 	// timer fires at m.wakeAt.
 	timer *time.Timer
-	// closeTimeout is the first Close's ctx.Done while a drain runs, nil
-	// otherwise; closeCtx is that ctx.
-	closeTimeout <-chan struct{}
-	closeCtx     context.Context
+	// drainCtx is the first Close's ctx while the drain it began runs, nil
+	// otherwise: when it ends, the connection is closed at once.
+	drainCtx context.Context
 
 	closeWaiters []closeCmd
 	closeErr     error
 	subs         map[*Subscription]struct{}
 	watchers     map[*watcher]struct{}
-	// Callbacks waiting to be handed to the notifier goroutine, in order.
-	callbacks   []func()
-	notifyc     chan func()
-	finalNotify chan []func()
 
 	pastStats Stats // counters of connections since replaced
 }
@@ -107,14 +98,12 @@ func newSupervisor(c *Client, servers []string) *supervisor {
 		eventc:         make(chan connEvent),
 		roundc:         make(chan roundReport),
 		done:           make(chan struct{}),
-		notifierDone:   make(chan struct{}),
+		callbacks:      newNotifier(),
 		life:           life,
 		cancel:         cancel,
 		m:              connMachine{breaker: newBreaker(c.opts.threshold, c.opts.reconnectWait, c.opts.maxBackoff)},
 		subs:           make(map[*Subscription]struct{}),
 		watchers:       make(map[*watcher]struct{}),
-		notifyc:        make(chan func()),
-		finalNotify:    make(chan []func(), 1),
 	}
 	s.timer = time.NewTimer(time.Hour)
 	s.timer.Stop()
@@ -124,14 +113,12 @@ func newSupervisor(c *Client, servers []string) *supervisor {
 // run is the supervisor's loop: every case is one handler, which replies to
 // its caller itself.
 func (s *supervisor) run() {
-	go runCallbacks(&s.inCallback, s.notifyc, s.finalNotify, s.notifierDone)
+	go s.callbacks.run()
 	for s.m.phase != closed {
-		var (
-			notifyc chan func()
-			next    func()
-		)
-		if len(s.callbacks) > 0 {
-			notifyc, next = s.notifyc, s.callbacks[0]
+		notifyc, next := s.callbacks.next()
+		var drainDeadline <-chan struct{}
+		if s.drainCtx != nil {
+			drainDeadline = s.drainCtx.Done()
 		}
 		select {
 		case cmd := <-s.connectc:
@@ -161,8 +148,8 @@ func (s *supervisor) run() {
 		case <-s.timer.C:
 			s.handleTimer()
 		case notifyc <- next:
-			s.handleCallbackTaken()
-		case <-s.closeTimeout:
+			s.callbacks.taken()
+		case <-drainDeadline:
 			s.handleCloseTimeout()
 		}
 		s.publish()
@@ -183,13 +170,7 @@ func (s *supervisor) exit() {
 	// unregistered before the closed callback runs, so a meter provider
 	// that outlives the client no longer observes it.
 	s.c.tel.stop()
-	if s.opts.onClosed != nil {
-		s.callbacks = append(s.callbacks, s.opts.onClosed)
-	}
-	// finalNotify has room for this one send: the notifier runs what is left
-	// and ends.
-	s.finalNotify <- s.callbacks
-	s.callbacks = nil
+	s.callbacks.finish(s.opts.onClosed)
 	for _, w := range s.closeWaiters {
 		w.reply <- s.closeErr
 	}
@@ -212,18 +193,6 @@ func (s *supervisor) handleFailureReport(r failureReport) {
 	// nothing about the present one.
 	if r.gen == s.m.connections && s.conn != nil && s.m.phase < closing {
 		s.failure(r.err)
-	}
-}
-
-func (s *supervisor) handleCallbackTaken() {
-	s.callbacks[0] = nil
-	s.callbacks = s.callbacks[1:]
-}
-
-// notify queues a user callback for the notifier goroutine.
-func (s *supervisor) notify(fn func()) {
-	if fn != nil {
-		s.callbacks = append(s.callbacks, fn)
 	}
 }
 
@@ -482,7 +451,7 @@ func (s *supervisor) proven() {
 	}
 	s.replyConnect(nil)
 	if recovered {
-		s.notify(s.opts.onReconnect)
+		s.callbacks.add(s.opts.onReconnect)
 	}
 }
 
@@ -592,7 +561,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 		s.announce(cause) // Reconnecting
 		s.failure(cause)
 		if fn := s.opts.onDisconnect; fn != nil {
-			s.notify(func() { fn(cause) })
+			s.callbacks.add(func() { fn(cause) })
 		}
 	case evReconnected:
 		s.startProbe()
@@ -705,15 +674,15 @@ func (s *supervisor) beginClose(ctx context.Context) {
 			// nothing to drain.
 			s.conn.Close()
 		} else {
-			s.closeCtx, s.closeTimeout = ctx, ctx.Done()
+			s.drainCtx = ctx
 		}
 	}
 	s.checkFinished()
 }
 
 func (s *supervisor) handleCloseTimeout() {
-	s.closeTimeout = nil
-	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.closeCtx))
+	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.drainCtx))
+	s.drainCtx = nil
 	if s.conn != nil {
 		s.conn.Close()
 	}
