@@ -12,12 +12,14 @@ import (
 )
 
 // supervisor is the one goroutine that owns the connection, the breaker, the
-// subscription registry and the state subscribers. Everything else talks to
-// it through its channels (model: etcd-io/raft node.go). Its other fields are
-// touched only by run and the handlers run calls.
+// subscription registry and the state subscribers: the loop around the
+// connection machine (connmachine.go), which decides, while the loop carries
+// out the decisions on the connection, the timer and the channels (model:
+// etcd-io/raft node.go around rawnode.go). Everything else talks to it
+// through its methods in commands.go, which send on its channels. Its other
+// fields are touched only by run and the handlers run calls.
 type supervisor struct {
-	c       *Client
-	opts    *options
+	c       *Client // whose options (c.opts) and snapshot (c.snap) these are
 	servers []string
 
 	// Commands from the Client's methods. Unbuffered: a caller knows its
@@ -85,7 +87,6 @@ func newSupervisor(c *Client, servers []string) *supervisor {
 	life, cancel := context.WithCancel(context.Background())
 	s := &supervisor{
 		c:              c,
-		opts:           &c.opts,
 		servers:        servers,
 		connectc:       make(chan *connectCmd),
 		cancelConnectc: make(chan *connectCmd),
@@ -170,7 +171,7 @@ func (s *supervisor) exit() {
 	// unregistered before the closed callback runs, so a meter provider
 	// that outlives the client no longer observes it.
 	s.c.tel.stop()
-	s.callbacks.finish(s.opts.onClosed)
+	s.callbacks.finish(s.c.opts.onClosed)
 	for _, w := range s.closeWaiters {
 		w.reply <- s.closeErr
 	}
@@ -256,7 +257,7 @@ func (s *supervisor) announce(cause error) {
 	if from == to {
 		return
 	}
-	s.opts.log(slog.LevelInfo, "state changed", stateAttr(to), slog.String("from", from.String()), breakerAttr(s.m.breaker.state))
+	s.c.opts.log(slog.LevelInfo, "state changed", stateAttr(to), slog.String("from", from.String()), breakerAttr(s.m.breaker.state))
 	s.emit(from, cause)
 }
 
@@ -383,8 +384,8 @@ func (s *supervisor) dialError(what string, err error) (_ error, permanent bool)
 	if permanent {
 		level = slog.LevelError
 	}
-	if s.opts.logs(level) { // once per failed attempt: a fleet's down server makes many
-		s.opts.log(level, what, slog.String("server", redactServers(s.servers)), errAttr(err))
+	if s.c.opts.logs(level) { // once per failed attempt: a fleet's down server makes many
+		s.c.opts.log(level, what, slog.String("server", redactServers(s.servers)), errAttr(err))
 	}
 	if permanent {
 		err = permanentError(s.servers, err)
@@ -414,7 +415,7 @@ func (s *supervisor) dialFailed(err error) {
 		s.announce(err) // Disconnected
 		return
 	}
-	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
+	s.planDial(now, now.Add(aligned(now, around(s.c.opts.reconnectWait))))
 }
 
 // install makes nc the client's connection and re-establishes every
@@ -425,12 +426,12 @@ func (s *supervisor) install(nc *nats.Conn, dialer *lifeDialer) {
 	if js, err := jetstream.New(nc); err == nil {
 		s.js = js
 	} else {
-		s.opts.log(slog.LevelWarn, "no JetStream context on the new connection", errAttr(err))
+		s.c.opts.log(slog.LevelWarn, "no JetStream context on the new connection", errAttr(err))
 	}
 	for sub := range s.subs {
 		if err := sub.attach(nc); err != nil {
-			s.opts.log(slog.LevelWarn, "resubscribe failed", errAttr(err))
-			s.opts.log(slog.LevelDebug, "resubscribe failed", slog.String("subject", sub.subject), errAttr(err))
+			s.c.opts.log(slog.LevelWarn, "resubscribe failed", errAttr(err))
+			s.c.opts.log(slog.LevelDebug, "resubscribe failed", slog.String("subject", sub.subject), errAttr(err))
 		}
 	}
 	s.startProbe()
@@ -446,12 +447,12 @@ func (s *supervisor) proven() {
 	case s.announced() != StateConnected:
 		s.announce(nil)
 	case breakerChanged:
-		s.opts.log(slog.LevelInfo, "circuit breaker closed", breakerAttr(BreakerClosed), stateAttr(s.m.state()))
+		s.c.opts.log(slog.LevelInfo, "circuit breaker closed", breakerAttr(BreakerClosed), stateAttr(s.m.state()))
 		s.emit(StateConnected, nil)
 	}
 	s.replyConnect(nil)
 	if recovered {
-		s.callbacks.add(s.opts.onReconnect)
+		s.callbacks.add(s.c.opts.onReconnect)
 	}
 }
 
@@ -471,7 +472,7 @@ func (s *supervisor) startProbe() {
 	}
 	done := make(chan probeResult, 1)
 	s.probeDone = done
-	nc, timeout := s.conn, s.opts.timeout
+	nc, timeout := s.conn, s.c.opts.timeout
 	go func() {
 		done <- probe(nc, timeout)
 	}()
@@ -491,7 +492,7 @@ func (s *supervisor) handleProbeResult(r probeResult) {
 		// opens the breaker.
 		now := time.Now()
 		s.failure(fmt.Errorf("natsclient: probe: %w", r.err))
-		s.enter(connected, afterProbe(&s.m.breaker, now, s.opts.reconnectWait))
+		s.enter(connected, afterProbe(&s.m.breaker, now, s.c.opts.reconnectWait))
 		return
 	}
 	s.enter(connected, time.Time{})
@@ -504,7 +505,7 @@ func (s *supervisor) failure(err error) {
 	opened, probeAt := s.m.failure(time.Now(), err)
 	if opened {
 		b := &s.m.breaker
-		s.opts.log(slog.LevelWarn, "circuit breaker open", breakerAttr(BreakerOpen), stateAttr(s.m.state()),
+		s.c.opts.log(slog.LevelWarn, "circuit breaker open", breakerAttr(BreakerOpen), stateAttr(s.m.state()),
 			slog.Int("failures", b.failures), slog.Time("probe_at", b.openUntil), errAttr(err))
 		s.emit(s.m.state(), err)
 	}
@@ -519,13 +520,13 @@ func (s *supervisor) handleTimer() {
 	switch action {
 	case timerDial:
 		if s.m.breaker.state == BreakerHalfOpen {
-			s.opts.log(slog.LevelInfo, "circuit breaker half-open: dialling", breakerAttr(BreakerHalfOpen), stateAttr(s.m.state()))
+			s.c.opts.log(slog.LevelInfo, "circuit breaker half-open: dialling", breakerAttr(BreakerHalfOpen), stateAttr(s.m.state()))
 			s.emit(s.m.state(), nil)
 		}
 		s.startDial()
 	case timerProbe:
 		if s.m.breaker.state == BreakerHalfOpen {
-			s.opts.log(slog.LevelInfo, "circuit breaker half-open: probing", breakerAttr(BreakerHalfOpen), stateAttr(s.m.state()))
+			s.c.opts.log(slog.LevelInfo, "circuit breaker half-open: probing", breakerAttr(BreakerHalfOpen), stateAttr(s.m.state()))
 			s.emit(s.m.state(), nil)
 		}
 		if s.conn.IsConnected() {
@@ -560,13 +561,13 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 		s.m.lost()
 		s.announce(cause) // Reconnecting
 		s.failure(cause)
-		if fn := s.opts.onDisconnect; fn != nil {
+		if fn := s.c.opts.onDisconnect; fn != nil {
 			s.callbacks.add(func() { fn(cause) })
 		}
 	case evReconnected:
 		s.startProbe()
 	case evAsyncError:
-		s.opts.log(slog.LevelWarn, "asynchronous error", stateAttr(s.m.state()), errAttr(ev.err))
+		s.c.opts.log(slog.LevelWarn, "asynchronous error", stateAttr(s.m.state()), errAttr(ev.err))
 	}
 }
 
@@ -579,7 +580,7 @@ func (s *supervisor) handleConnEvent(ev connEvent) {
 func (s *supervisor) handleRound(r roundReport) {
 	now := time.Now()
 	if r.dialer != s.connDialer || s.m.phase >= closing {
-		r.reply <- s.opts.reconnectWait // a connection replaced or closing: nats.go's loop is ending
+		r.reply <- s.c.opts.reconnectWait // a connection replaced or closing: nats.go's loop is ending
 		return
 	}
 	if r.failed != nil {
@@ -587,7 +588,7 @@ func (s *supervisor) handleRound(r roundReport) {
 		s.m.breaker.beginProbe(now) // when it is due: the failed attempt was the probe
 		s.failure(err)
 	}
-	r.reply <- aligned(now, dialWait(s.m.breaker.state, s.m.breaker.untilProbe(now), s.opts.reconnectWait, around))
+	r.reply <- aligned(now, dialWait(s.m.breaker.state, s.m.breaker.untilProbe(now), s.c.opts.reconnectWait, around))
 }
 
 // connectionClosed handles the end of the current connection: the end of a
@@ -605,14 +606,14 @@ func (s *supervisor) connectionClosed() {
 	if cause == nil {
 		cause = nats.ErrConnectionClosed
 	}
-	s.opts.log(slog.LevelWarn, "connection given up by nats.go; dialling a new one",
+	s.c.opts.log(slog.LevelWarn, "connection given up by nats.go; dialling a new one",
 		slog.String("server", redactServers(s.servers)), errAttr(cause))
 	s.m.lost()
 	s.announce(cause) // Reconnecting
 	now := time.Now()
 	s.enter(idle, time.Time{})
 	s.failure(cause)
-	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
+	s.planDial(now, now.Add(aligned(now, around(s.c.opts.reconnectWait))))
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {
