@@ -212,6 +212,17 @@ func (s *supervisor) watch(ctx context.Context, w *watcher) {
 	}
 }
 
+// reportFailure hands a transport failure seen outside the supervisor to it,
+// without ever waiting: if the buffer is full the supervisor is already busy
+// with failures, and one more adds nothing. It is the only way failures
+// reach the supervisor from other goroutines.
+func (s *supervisor) reportFailure(gen uint64, err error) {
+	select {
+	case s.failc <- failureReport{gen: gen, err: err}:
+	default:
+	}
+}
+
 // stopping is closed when Close begins.
 func (s *supervisor) stopping() <-chan struct{} { return s.life.Done() }
 

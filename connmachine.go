@@ -153,11 +153,8 @@ func (m *connMachine) takeWaiters() []*connectCmd {
 	return w
 }
 
-// installed records a new connection and returns its generation.
-func (m *connMachine) installed() uint64 {
-	m.connections++
-	return m.connections
-}
+// installed records a new connection, whose generation is the new count.
+func (m *connMachine) installed() { m.connections++ }
 
 // proven records that the server answered on the connection: the breaker
 // closes and the link is up. It reports whether this was a recovery after a

@@ -116,7 +116,7 @@ func newSupervisor(c *Client, servers []string) *supervisor {
 func (s *supervisor) run() {
 	go s.callbacks.run()
 	for s.m.phase != closed {
-		notifyc, next := s.callbacks.next()
+		callbackc, next := s.callbacks.next()
 		var drainDeadline <-chan struct{}
 		if s.drainCtx != nil {
 			drainDeadline = s.drainCtx.Done()
@@ -148,10 +148,10 @@ func (s *supervisor) run() {
 			s.handleProbeResult(r)
 		case <-s.timer.C:
 			s.handleTimer()
-		case notifyc <- next:
+		case callbackc <- next:
 			s.callbacks.taken()
 		case <-drainDeadline:
-			s.handleCloseTimeout()
+			s.handleDrainDeadline()
 		}
 		s.publish()
 	}
@@ -176,17 +176,6 @@ func (s *supervisor) exit() {
 		w.reply <- s.closeErr
 	}
 	close(s.done)
-}
-
-// reportFailure hands a transport failure seen outside the supervisor to it,
-// without ever waiting: if the buffer is full the supervisor is already busy
-// with failures, and one more adds nothing. It is the only way failures
-// reach the supervisor from other goroutines.
-func (s *supervisor) reportFailure(gen uint64, err error) {
-	select {
-	case s.failc <- failureReport{gen: gen, err: err}:
-	default:
-	}
 }
 
 func (s *supervisor) handleFailureReport(r failureReport) {
@@ -681,7 +670,7 @@ func (s *supervisor) beginClose(ctx context.Context) {
 	s.checkFinished()
 }
 
-func (s *supervisor) handleCloseTimeout() {
+func (s *supervisor) handleDrainDeadline() {
 	s.closeErr = fmt.Errorf("natsclient: close: drain did not finish: %w", context.Cause(s.drainCtx))
 	s.drainCtx = nil
 	if s.conn != nil {
