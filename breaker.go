@@ -2,30 +2,6 @@ package natsclient
 
 import "time"
 
-// BreakerState is the state of the client's circuit breaker.
-type BreakerState int32
-
-// Breaker states. Closed lets calls through; Open fails them at once;
-// HalfOpen means the supervisor is running its single probe.
-const (
-	BreakerClosed BreakerState = iota
-	BreakerOpen
-	BreakerHalfOpen
-)
-
-// String returns the breaker state's name, such as "open".
-func (b BreakerState) String() string {
-	switch b {
-	case BreakerClosed:
-		return "closed"
-	case BreakerOpen:
-		return "open"
-	case BreakerHalfOpen:
-		return "half-open"
-	}
-	return "unknown"
-}
-
 // breaker is the circuit breaker as a pure state machine: no goroutines, no
 // locks, and every method takes the current time, so that it can be tested
 // table-driven without sleeping. Only the supervisor goroutine touches it.

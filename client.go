@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Client is a NATS client with a circuit breaker and a supervisor that keeps
@@ -46,21 +45,6 @@ type Client struct {
 	// active counts Consume handlers and followers, which Close waits for
 	// (activity.go). A Domain view's are its client's.
 	active activity
-}
-
-// snapshot is what the supervisor publishes for the hot path. It is never
-// modified after publication; the supervisor replaces it.
-type snapshot struct {
-	conn *nats.Conn
-	js   jetstream.JetStream // JetStream context on conn; nil when conn is
-	gen  uint64              // connection generation: increases with each new connection
-	// blocked is nil when calls may go through, and otherwise the error they
-	// fail with at once: ErrNotConnected, ErrClosed or a *CircuitOpenError.
-	// It is built once per transition, so failing fast allocates nothing.
-	blocked error
-	state   State
-	breaker BreakerState
-	stats   Stats
 }
 
 // NewClient returns a client for url, one server or a comma-separated list,
@@ -230,37 +214,7 @@ func (c *Client) Connect(ctx context.Context) error {
 		return errNilContext
 	}
 	c.ensureRunning()
-	cmd := &connectCmd{reply: newReply()}
-	if err := send(ctx, c, c.sup.connectc, cmd); err != nil {
-		return c.connectAbandoned(err)
-	}
-	select {
-	case err := <-cmd.reply:
-		return err
-	case <-c.sup.done:
-		return ErrClosed
-	case <-ctx.Done():
-	}
-	// Withdraw the request, unless the supervisor answered meanwhile.
-	select {
-	case err := <-cmd.reply:
-		return err
-	case c.sup.cancelConnectc <- cmd:
-	case <-c.sup.done:
-	}
-	select {
-	case err := <-cmd.reply:
-		return err
-	default:
-		return c.connectAbandoned(ctx.Err())
-	}
-}
-
-func (c *Client) connectAbandoned(err error) error {
-	if last := c.snap.Load().stats.LastError; last != nil && !errors.Is(err, ErrClosed) {
-		return fmt.Errorf("natsclient: connect to %s: %w (last attempt: %w)", redactServers(c.sup.servers), err, last)
-	}
-	return err
+	return c.sup.connect(ctx)
 }
 
 // Close drains the connection (subscriptions finish the messages they hold,
@@ -291,21 +245,11 @@ func (c *Client) Close(ctx context.Context) error {
 		ctx = context.Background()
 	}
 	c.ensureRunning()
-	cmd := closeCmd{ctx: ctx, reply: newReply(), caller: goroutineID(), fromHandler: make(chan handlerClose, 1)}
-	_, cmd.fromConsumer = c.consumers.Load(cmd.caller)
-	var err error
-	select {
-	case c.sup.closec <- cmd:
-		select {
-		case hc := <-cmd.fromHandler:
-			return hc.wait(ctx)
-		case err = <-cmd.reply:
-		}
-		<-c.sup.done
-	case <-c.sup.done: // already closed
-	}
-	if !c.sup.inCallback.Load() {
-		<-c.sup.notifierDone
+	caller := goroutineID()
+	_, fromConsumer := c.consumers.Load(caller)
+	fromHandler, err := c.sup.close(ctx, caller, fromConsumer)
+	if fromHandler {
+		return err
 	}
 	if werr := c.active.wait(ctx); err == nil {
 		err = werr
@@ -325,33 +269,6 @@ func (c *Client) Stats() Stats {
 	}
 	st.BreakerRejections = c.rejections.Load()
 	return st
-}
-
-// Stats are the client's counters. The message and byte counts add up every
-// connection the client has had.
-type Stats struct {
-	State               State
-	Breaker             BreakerState
-	ConsecutiveFailures int
-	BreakerTrips        uint64
-	// BreakerRejections counts calls failed fast, without being sent,
-	// because the breaker was open or half-open.
-	BreakerRejections uint64
-	// Reconnects counts recoveries after a lost connection, by nats.go's
-	// reconnect or by a new connection the supervisor dialled.
-	Reconnects uint64
-	// Connections counts connections the supervisor dialled.
-	Connections uint64
-	LastError   error
-
-	InMsgs, OutMsgs, InBytes, OutBytes uint64
-}
-
-func (s *Stats) add(n nats.Statistics) {
-	s.InMsgs += n.InMsgs
-	s.OutMsgs += n.OutMsgs
-	s.InBytes += n.InBytes
-	s.OutBytes += n.OutBytes
 }
 
 // Publish sends data to subject. It fails at once with ErrCircuitOpen while

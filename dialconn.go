@@ -39,7 +39,7 @@ func (c *Client) DialConnContext(ctx context.Context, opts ...nats.Option) (*nat
 	}
 	s := c.sup
 	select {
-	case <-s.life.Done():
+	case <-s.stopping():
 		return nil, fmt.Errorf("natsclient: dial: %w", ErrClosed)
 	default:
 	}
@@ -56,7 +56,7 @@ func (c *Client) DialConnContext(ctx context.Context, opts ...nats.Option) (*nat
 	defer stop()
 	unlink := context.AfterFunc(s.life, stop)
 	defer unlink()
-	dialer := &boundedDialer{life: newLifeDialer(s.life, s.opts.timeout), dialing: dialing}
+	dialer := &boundedDialer{life: newLifeDialer(s.life, c.opts.timeout), dialing: dialing}
 	o.CustomDialer = dialer
 	o.RetryOnFailedConnect = false
 	for i, opt := range opts {

@@ -4,57 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 )
-
-// State is the client's connection state.
-type State int32
-
-// Connection states. A client starts Disconnected, moves to Connecting on
-// Connect, to Connected once a connection is up, to Reconnecting while a lost
-// connection is being re-established, and ends Closed after Close.
-const (
-	StateDisconnected State = iota
-	StateConnecting
-	StateConnected
-	StateReconnecting
-	StateClosed
-)
-
-// String returns the state's name, such as "connected".
-func (s State) String() string {
-	switch s {
-	case StateDisconnected:
-		return "disconnected"
-	case StateConnecting:
-		return "connecting"
-	case StateConnected:
-		return "connected"
-	case StateReconnecting:
-		return "reconnecting"
-	case StateClosed:
-		return "closed"
-	}
-	return "unknown"
-}
-
-// StateChange is one event on a StateChanges channel: a change of the
-// connection state, of the breaker state, or both.
-type StateChange struct {
-	From, To State
-	// Breaker is the breaker's state after the change.
-	Breaker BreakerState
-	// Err is the cause of the change, if any: the error that dropped the
-	// connection or opened the breaker.
-	Err error
-	// At is when the supervisor made the change.
-	At time.Time
-	// Missed counts the events this subscriber did not read before this one
-	// because its buffer was full. They were dropped so that this event, the
-	// present, could be delivered without making the client wait.
-	Missed int
-}
 
 // stateBuffer is how many events a subscriber may leave unread before older
 // ones are dropped.
@@ -115,9 +66,7 @@ func (c *Client) StateChanges(ctx context.Context) <-chan StateChange {
 	}
 	w := &watcher{ch: make(chan StateChange, stateBuffer)}
 	c.ensureRunning()
-	if err := send(ctx, c, c.sup.watchc, watchCmd{ctx: ctx, w: w}); err != nil {
-		close(w.ch)
-	}
+	c.sup.watch(ctx, w)
 	return w.ch
 }
 
@@ -131,28 +80,4 @@ func (c *Client) refusedWatch(err error) <-chan StateChange {
 	ch <- StateChange{From: s.state, To: s.state, Breaker: s.breaker, Err: err, At: time.Now()}
 	close(ch)
 	return ch
-}
-
-// runCallbacks runs user callbacks one at a time, in order, outside the
-// supervisor, so that a callback may call back into the client. It ends
-// after running the last batch, which the supervisor sends on final as it
-// stops.
-func runCallbacks(inCallback *atomic.Bool, in <-chan func(), final <-chan []func(), done chan<- struct{}) {
-	defer close(done)
-	call := func(fn func()) {
-		inCallback.Store(true)
-		defer inCallback.Store(false)
-		fn()
-	}
-	for {
-		select {
-		case fn := <-in:
-			call(fn)
-		case rest := <-final:
-			for _, fn := range rest {
-				call(fn)
-			}
-			return
-		}
-	}
 }

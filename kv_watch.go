@@ -104,7 +104,7 @@ func (w *kvWatcher) deliver(ctx context.Context, e jetstream.KeyValueEntry) bool
 		return true
 	case <-ctx.Done():
 		return false
-	case <-w.h.c.sup.life.Done(): // the client is closing: see kvWatcher
+	case <-w.h.c.sup.stopping(): // the client is closing: see kvWatcher
 		return false
 	}
 }

@@ -65,7 +65,7 @@ func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 		}
 		forward(connEvent{kind: evAsyncError, nc: nc, err: err})
 	}
-	dialer := newLifeDialer(s.life, s.opts.timeout)
+	dialer := newLifeDialer(s.life, s.c.opts.timeout)
 	dialer.waits = make(chan time.Duration, 1)
 	o.CustomDialer = dialer
 	o.CustomReconnectDelayCB = func(round int) time.Duration { return s.roundWait(dialer, round) }
@@ -79,13 +79,13 @@ func (s *supervisor) natsOptions() (nats.Options, *lifeDialer, error) {
 func (s *supervisor) baseOptions(skipSubjectValidation bool) (nats.Options, error) {
 	o := nats.GetDefaultOptions()
 	o.Servers = s.servers
-	o.Name = s.opts.name
-	o.MaxReconnect = s.opts.maxReconnects
-	o.ReconnectWait = s.opts.reconnectWait
-	o.Timeout = s.opts.timeout
-	o.PingInterval = s.opts.pingInterval
+	o.Name = s.c.opts.name
+	o.MaxReconnect = s.c.opts.maxReconnects
+	o.ReconnectWait = s.c.opts.reconnectWait
+	o.Timeout = s.c.opts.timeout
+	o.PingInterval = s.c.opts.pingInterval
 	o.SkipSubjectValidation = skipSubjectValidation
-	for _, opt := range s.opts.natsOptions {
+	for _, opt := range s.c.opts.natsOptions {
 		if err := opt(&o); err != nil {
 			return o, &optionError{err}
 		}
@@ -115,7 +115,7 @@ func (s *supervisor) roundWait(dialer *lifeDialer, round int) time.Duration {
 	case s.roundc <- r:
 		return <-r.reply
 	case <-s.done:
-		return s.opts.reconnectWait
+		return s.c.opts.reconnectWait
 	}
 }
 

@@ -42,8 +42,8 @@ func TestMaxBackoffDefaultFollowsTheReconnectWait(t *testing.T) {
 			if c.opts.maxBackoff != tc.want {
 				t.Fatalf("cap = %v, want %v", c.opts.maxBackoff, tc.want)
 			}
-			if c.sup.breaker.maxInterval != tc.want {
-				t.Fatalf("breaker's cap = %v, want %v", c.sup.breaker.maxInterval, tc.want)
+			if c.sup.m.breaker.maxInterval != tc.want {
+				t.Fatalf("breaker's cap = %v, want %v", c.sup.m.breaker.maxInterval, tc.want)
 			}
 		})
 	}

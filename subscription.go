@@ -2,7 +2,6 @@ package natsclient
 
 import (
 	"bytes"
-	"context"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -52,12 +51,7 @@ func (s *Subscription) Unsubscribe() error { return s.stop(false) }
 func (s *Subscription) Drain() error { return s.stop(true) }
 
 func (s *Subscription) stop(drain bool) error {
-	cmd := unsubscribeCmd{sub: s, drain: drain, reply: newReply()}
-	ctx := context.Background()
-	if err := send(ctx, s.client, s.client.sup.unsubscribec, cmd); err != nil {
-		return err
-	}
-	return await(ctx, s.client, cmd.reply)
+	return s.client.sup.unsubscribe(s, drain)
 }
 
 // Subscribe calls handler, on a goroutine of nats.go's, for every message on
@@ -95,13 +89,8 @@ func (c *Client) subscribeWith(subject, queue string, handler nats.MsgHandler, f
 	if c.tel != nil {
 		sub.attrs, sub.span = processAttrs(subject, queue), "process "+subject
 	}
-	cmd := subscribeCmd{sub: sub, reply: newReply()}
 	c.ensureRunning()
-	ctx := context.Background()
-	if err := send(ctx, c, c.sup.subscribec, cmd); err != nil {
-		return nil, err
-	}
-	if err := await(ctx, c, cmd.reply); err != nil {
+	if err := c.sup.subscribe(sub); err != nil {
 		return nil, err
 	}
 	return sub, nil
