@@ -67,36 +67,37 @@ type writeReq struct {
 // write stores req.value exactly once, or not at all, within the budget bg,
 // and returns the revision it was stored at.
 func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
-	w := kv.newInflight(bg, req)
-	rev, maybeStored, err := w.deliver()
+	w := kv.newInflight(req)
+	rev, maybeStored, err := w.deliver(bg)
 	if !maybeStored {
 		return rev, err
 	}
 	if w.id == "" {
 		return 0, w.unknownOutcome("the bucket's MaxValueSize left no room for an identity, so reading back cannot tell", err)
 	}
-	return w.settle(err)
+	return w.settle(bg, err)
 }
 
 // inflight is a write on its way: its request, the one message ever sent for
 // it, and the attempts made so far, which the waits between them grow with.
+// Its budget is passed to each step, as a ctx would be: kept in the struct,
+// it would leave the caller's stack for the heap with the message.
 type inflight struct {
 	kv      *KVStore
-	bg      *budget
 	req     writeReq
 	msg     *nats.Msg
 	id      string // the message's Nats-Msg-Id; "" once deliver dropped it for room
 	attempt int    // the current attempt, from 1
 }
 
-func (kv *KVStore) newInflight(bg *budget, req writeReq) inflight {
-	w := inflight{kv: kv, bg: bg, req: req, id: newMsgID(), attempt: 1,
-		msg: &nats.Msg{Data: req.value, Header: nats.Header{}}}
-	w.msg.Header.Set(jetstream.MsgIDHeader, w.id)
+func (kv *KVStore) newInflight(req writeReq) inflight {
+	id := newMsgID()
+	msg := &nats.Msg{Data: req.value, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if req.cas {
-		w.msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(req.expected, 10))
+		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(req.expected, 10))
 	}
-	return w
+	return inflight{kv: kv, req: req, msg: msg, id: id, attempt: 1}
 }
 
 // deliver sends the write until the server answers it, and returns the
@@ -105,10 +106,10 @@ func (kv *KVStore) newInflight(bg *budget, req writeReq) inflight {
 // lasts. maybeStored is true when an attempt failed without an answer and
 // may have been stored: err is that attempt's failure, for settle to
 // decide.
-func (w *inflight) deliver() (rev uint64, maybeStored bool, err error) {
+func (w *inflight) deliver(bg *budget) (rev uint64, maybeStored bool, err error) {
 	req := w.req
 	for {
-		s, b, err := w.bound()
+		s, b, err := w.bound(bg)
 		if err != nil {
 			return 0, false, w.kv.classify(req.op, req.key, req.create, err)
 		}
@@ -116,15 +117,15 @@ func (w *inflight) deliver() (rev uint64, maybeStored bool, err error) {
 		// first (while an update function ran, or during a wait) stored
 		// nothing and says so with what ended it, not with
 		// ErrKVUnknownOutcome, which is for writes on the wire.
-		if ended := w.bg.ended(); ended != nil {
+		if ended := bg.ended(); ended != nil {
 			return 0, false, w.kv.classify(req.op, req.key, req.create,
 				fmt.Errorf("the call ended before the write was sent, so nothing was stored: %w", ended))
 		}
-		ack, err := w.send(s, b)
+		ack, err := w.send(bg, s, b)
 		if err == nil {
 			return ack.Sequence, false, nil
 		}
-		ctx := w.bg.context()
+		ctx := bg.context()
 		switch {
 		case errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum):
 			if w.id == "" {
@@ -144,7 +145,7 @@ func (w *inflight) deliver() (rev uint64, maybeStored bool, err error) {
 			if gone := w.kv.bucketGone(ctx, b, err); gone != nil {
 				return 0, false, w.kv.classify(req.op, req.key, req.create, gone)
 			}
-			if werr := w.wait(); werr != nil {
+			if werr := w.wait(bg); werr != nil {
 				return 0, false, w.kv.classify(req.op, req.key, req.create, fmt.Errorf("%w; then %w", err, werr))
 			}
 		case maybeSent(err):
@@ -159,8 +160,8 @@ func (w *inflight) deliver() (rev uint64, maybeStored bool, err error) {
 // no answer, so that it may have been stored (see the top of this file): it
 // reads back, and sends the very same message again, until the write is
 // found stored, found refused, or cannot be known.
-func (w *inflight) settle(err error) (uint64, error) {
-	ctx := w.bg.context()
+func (w *inflight) settle(bg *budget, err error) (uint64, error) {
+	ctx := bg.context()
 	req := w.req
 	// probed is set once the same message was sent again to ask the
 	// server's duplicate window, after reading back could not tell.
@@ -201,14 +202,14 @@ func (w *inflight) settle(err error) (uint64, error) {
 			// its refusal only leads back here.
 			probed = true
 		}
-		if werr := w.wait(); werr != nil {
+		if werr := w.wait(bg); werr != nil {
 			return 0, w.unknownOutcome("the call ended before it could check", werr)
 		}
-		s, b, berr := w.bound()
+		s, b, berr := w.bound(bg)
 		if berr != nil {
 			return 0, w.unknownOutcome("the bucket could not be reached to check", berr)
 		}
-		ack, serr := w.send(s, b)
+		ack, serr := w.send(bg, s, b)
 		if serr == nil {
 			return ack.Sequence, nil // a Duplicate ack carries the stored copy's sequence
 		}
@@ -227,17 +228,17 @@ func (w *inflight) settle(err error) (uint64, error) {
 // binding it anew when the client dialled a new one. Binding sends nothing
 // of the write, so a transient failure is tried again, after a wait, while
 // the budget lasts.
-func (w *inflight) bound() (*snapshot, *kvBinding, error) {
+func (w *inflight) bound(bg *budget) (*snapshot, *kvBinding, error) {
 	for {
 		if s, b, ok := w.kv.bucket.cached(); ok {
 			return s, b, nil
 		}
-		ctx := w.bg.context()
+		ctx := bg.context()
 		s, b, err := w.kv.bucket.bind(ctx)
 		if err == nil {
 			return s, b, nil
 		}
-		if !transient(err) || ctx.Err() != nil || w.wait() != nil {
+		if !transient(err) || ctx.Err() != nil || w.wait(bg) != nil {
 			return nil, nil, err
 		}
 	}
@@ -247,9 +248,9 @@ func (w *inflight) bound() (*snapshot, *kvBinding, error) {
 // it (kv_origin.go), and waits for the answer for at most one request's
 // share of the budget. A failure is reported to the breaker, which counts
 // only transport failures.
-func (w *inflight) send(s *snapshot, b *kvBinding) (*jetstream.PubAck, error) {
+func (w *inflight) send(bg *budget, s *snapshot, b *kvBinding) (*jetstream.PubAck, error) {
 	w.msg.Subject = b.origin.putPrefix + w.req.key
-	actx, cancel := w.bg.attempt(w.kv.c)
+	actx, cancel := bg.attempt(w.kv.c)
 	ack, err := b.js.PublishMsg(actx, w.msg)
 	cancel()
 	if err != nil {
@@ -262,8 +263,8 @@ func (w *inflight) send(s *snapshot, b *kvBinding) (*jetstream.PubAck, error) {
 // wait waits before the next attempt, backoff (backoff.go) grown by the
 // attempts made so far, or until the budget ends: it returns the budget's
 // cause then.
-func (w *inflight) wait() error {
-	err := sleepCtx(w.bg.context(), backoff(w.kv.opts.RetryDelay, w.attempt))
+func (w *inflight) wait(bg *budget) error {
+	err := sleepCtx(bg.context(), backoff(w.kv.opts.RetryDelay, w.attempt))
 	w.attempt++
 	return err
 }
