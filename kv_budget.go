@@ -7,7 +7,8 @@ import (
 
 // A KVStore call's start, and the time it has.
 //
-// Every call begins here. Its arguments are checked first: bad input, a
+// Every call but Watch (whose watcher lives as long as its ctx,
+// kv_watch.go) begins here. Its arguments are checked first: bad input, a
 // store NewKVStore found a fault in, a nil or ended ctx, and a client that
 // cannot send (breaker open, not connected, closed) fail the call at once,
 // with nothing sent and the breaker not told. Then its budget starts:
