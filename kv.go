@@ -164,143 +164,16 @@ func (kv *KVStore) Options() KVOptions { return kv.opts }
 // Bucket returns the bucket's name.
 func (kv *KVStore) Bucket() string { return kv.bucket.name }
 
-// begin checks a call's arguments and starts its budget: KVOptions.Timeout
-// and ctx, whichever ends first. Bad input is an error at once: nothing is
-// sent, and the breaker is not told.
-func (kv *KVStore) begin(ctx context.Context, op, key string) (context.Context, context.CancelFunc, error) {
-	if err := kv.checkKey(ctx, op, key); err != nil {
-		return nil, nil, err
-	}
-	return kv.budgetContext(ctx)
-}
-
-// beginBucket is begin for a call on the whole bucket.
-func (kv *KVStore) beginBucket(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	if err := kv.check(ctx); err != nil {
-		return nil, nil, err
-	}
-	return kv.budgetContext(ctx)
-}
-
-// beginWrite is begin for a write, whose budget makes its context only when
-// the write needs more than one request.
-func (kv *KVStore) beginWrite(ctx context.Context, op, key string) (budget, error) {
-	if err := kv.checkKey(ctx, op, key); err != nil {
-		return budget{}, err
-	}
-	return kv.newBudget(ctx), nil
-}
-
-func (kv *KVStore) budgetContext(ctx context.Context) (context.Context, context.CancelFunc, error) {
-	b := kv.newBudget(ctx)
-	ctx = b.context()
-	if b.cancel == nil {
-		return ctx, func() {}, nil
-	}
-	return ctx, b.cancel, nil
-}
-
-// checkKey is check for a call on one key.
-func (kv *KVStore) checkKey(ctx context.Context, op, key string) error {
-	if kv.err != nil {
-		return kv.err
-	}
-	if err := validateKey(kv.bucket.name, key); err != nil {
-		return &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
-	}
-	return kv.check(ctx)
-}
-
-// check fails a call at once on a bad store or ctx, and while the client
-// cannot send (breaker open, not connected, closed).
-func (kv *KVStore) check(ctx context.Context) error {
-	if kv.err != nil {
-		return kv.err
-	}
-	if ctx == nil {
-		return errNilContext
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	_, err := kv.c.current()
-	return err
-}
-
-// retrying runs call on the bucket bound to the current connection until it
-// succeeds, fails for good, or the budget ends. Only failures without an
-// answer (timeouts, no responders, a lost connection) are tried again, after
-// a jittered backoff; call must be safe to repeat (a read). Each attempt is
-// bounded by attemptCtx; see readOnce for plain reads.
-func (kv *KVStore) retrying(ctx context.Context, call func(ctx context.Context, b *kvBinding) error) error {
-	return kv.retry(ctx, true, call)
-}
-
-// readOnce is retrying for a plain read (Get, Keys): an attempt may use the
-// whole budget, as nothing waits for time left after it, and so the call
-// needs no context of its own.
-func (kv *KVStore) readOnce(ctx context.Context, call func(ctx context.Context, b *kvBinding) error) error {
-	return kv.retry(ctx, false, call)
-}
-
-func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx context.Context, b *kvBinding) error) error {
-	for attempt := 1; ; attempt++ {
-		s, b, err := kv.bucket.bind(ctx)
-		if err == nil {
-			if perAttempt {
-				actx, cancel := kv.c.attemptCtx(ctx)
-				err = call(actx, b)
-				cancel()
-			} else {
-				err = call(ctx, b)
-			}
-			if err != nil {
-				kv.c.report(s, err)
-				if gone := kv.bucketGone(ctx, b, err); gone != nil {
-					return gone
-				}
-			}
-		}
-		if err == nil || !transient(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w (after %d attempts: %w)", context.Cause(ctx), attempt, err)
-		}
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
-			return fmt.Errorf("%w (after %d attempts: %w)", werr, attempt, err)
-		}
-	}
-}
-
-// bucketGone is asked when a request on the bucket failed: if nobody
-// received it (no responders), either the bucket is gone, which is final, or
-// its stream has no leader at the moment (an election), which is worth
-// waiting for. It asks the server which, and returns the error to end the
-// call with, or nil to go on.
-func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) error {
-	if !noResponders(err) || ctx.Err() != nil {
-		return nil
-	}
-	actx, cancel := kv.c.attemptCtx(ctx)
-	defer cancel()
-	_, serr := b.js.Stream(actx, kvStreamName(kv.bucket.name))
-	if errors.Is(serr, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
-	}
-	return b.origin.homeUnreachable(err, serr) // a domain nobody answers for (kv_origin.go)
-}
-
 // Get returns the key's latest entry. A key that does not exist or was
 // deleted is an error matching ErrKVKeyNotFound and jetstream.ErrKeyNotFound.
 func (kv *KVStore) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
-	ctx, cancel, err := kv.begin(ctx, "get", key)
+	bg, err := kv.begin(ctx, "get", key)
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
+	defer bg.end()
 	var entry jetstream.KeyValueEntry
-	err = kv.readOnce(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+	err = kv.retryRead(bg.context(), wholeBudget, func(ctx context.Context, b *kvBinding) (err error) {
 		entry, err = b.kv.Get(ctx, key)
 		return err
 	})
@@ -330,7 +203,7 @@ func (kv *KVStore) GetJSON(ctx context.Context, key string, v any) (uint64, erro
 // its message ID lets the server store it once (within the bucket's
 // duplicate window of 2 minutes, or its TTL if shorter).
 func (kv *KVStore) Put(ctx context.Context, key string, value []byte) (uint64, error) {
-	bg, err := kv.beginWrite(ctx, "put", key)
+	bg, err := kv.begin(ctx, "put", key)
 	if err != nil {
 		return 0, err
 	}
@@ -355,7 +228,7 @@ func (kv *KVStore) PutJSON(ctx context.Context, key string, v any) (uint64, erro
 // deleted), and returns the new revision. An existing key is an error
 // matching ErrKVRevisionMismatch and jetstream.ErrKeyExists.
 func (kv *KVStore) Create(ctx context.Context, key string, value []byte) (uint64, error) {
-	bg, err := kv.beginWrite(ctx, "create", key)
+	bg, err := kv.begin(ctx, "create", key)
 	if err != nil {
 		return 0, err
 	}
@@ -377,7 +250,7 @@ func (kv *KVStore) Create(ctx context.Context, key string, value []byte) (uint64
 // revision, and returns the new revision. Another revision is an error
 // matching ErrKVRevisionMismatch and jetstream.ErrKeyRevisionMismatch.
 func (kv *KVStore) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
-	bg, err := kv.beginWrite(ctx, "update", key)
+	bg, err := kv.begin(ctx, "update", key)
 	if err != nil {
 		return 0, err
 	}
@@ -392,11 +265,12 @@ func (kv *KVStore) Update(ctx context.Context, key string, value []byte, revisio
 // ErrKVRevisionMismatch. It is sent once: a lost acknowledgement is returned,
 // not retried.
 func (kv *KVStore) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	ctx, cancel, err := kv.begin(ctx, "delete", key)
+	bg, err := kv.begin(ctx, "delete", key)
 	if err != nil {
 		return err
 	}
-	defer cancel()
+	defer bg.end()
+	ctx = bg.context()
 	_, err = callBound(&kv.bucket.rebinder, ctx, func(b *kvBinding) (struct{}, error) {
 		actx, cancel := kv.c.attemptCtx(ctx)
 		err := b.kv.Delete(actx, key, opts...)
@@ -414,13 +288,13 @@ func (kv *KVStore) Delete(ctx context.Context, key string, opts ...jetstream.KVD
 
 // Keys returns the bucket's keys; an empty bucket gives an empty slice.
 func (kv *KVStore) Keys(ctx context.Context) ([]string, error) {
-	ctx, cancel, err := kv.beginBucket(ctx)
+	bg, err := kv.beginBucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
+	defer bg.end()
 	var keys []string
-	err = kv.readOnce(ctx, func(ctx context.Context, b *kvBinding) (err error) {
+	err = kv.retryRead(bg.context(), wholeBudget, func(ctx context.Context, b *kvBinding) (err error) {
 		keys, err = b.kv.Keys(ctx)
 		return err
 	})

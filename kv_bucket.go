@@ -9,11 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// maxControlLine is the longest protocol line a server accepts by default
-// (its max_control_line, counting the whole line); it closes a connection
-// that sends a longer one.
-const maxControlLine = 4096
-
 // keyLineOverhead is what the longest protocol line sent for one key holds
 // besides the key and the bucket's name, which it holds twice. That line is
 // a watch's consumer creation, longer than a put's or a direct get's:
@@ -27,7 +22,7 @@ const keyLineOverhead = len("HPUB $JS.API.CONSUMER.CREATE.KV_") + len(".") + 22 
 
 // maxKeyLen is the longest key that bucket can hold: one whose requests fit
 // the server's control line.
-func maxKeyLen(bucket string) int { return maxControlLine - keyLineOverhead - 2*len(bucket) }
+func maxKeyLen(bucket string) int { return MaxControlLine - keyLineOverhead - 2*len(bucket) }
 
 // tooLong refuses a key or watch pattern too long for bucket ("": any
 // bucket) with an error naming the limit.
@@ -44,7 +39,7 @@ func tooLong(bucket, what, key string) error {
 	}
 	return fmt.Errorf("%w: %s %q… of %d bytes: longer than the %d bytes it may have in %s, "+
 		"so that the requests on it fit the server's control-line limit of %d bytes: %w",
-		ErrInvalidArgument, what, namedPrefix(key), len(key), limit, in, maxControlLine, jetstream.ErrInvalidKey)
+		ErrInvalidArgument, what, namedPrefix(key), len(key), limit, in, MaxControlLine, jetstream.ErrInvalidKey)
 }
 
 // namedPrefix is what an overlong key's error quotes of it: its first 40

@@ -5,10 +5,67 @@ import (
 	"time"
 )
 
+// A KVStore call's start, and the time it has.
+//
+// Every call but Watch (whose watcher lives as long as its ctx,
+// kv_watch.go) begins here. Its arguments are checked first: bad input, a
+// store NewKVStore found a fault in, a nil or ended ctx, and a client that
+// cannot send (breaker open, not connected, closed) fail the call at once,
+// with nothing sent and the breaker not told. Then its budget starts:
+// KVOptions.Timeout and the caller's ctx, whichever ends first. Everything
+// the call does comes out of it, its retries and the waits between them
+// included, and each request gets a share of it (budget.attempt), so that
+// after a lost acknowledgement there is time left to find out whether the
+// write was stored (kv_write.go).
+
+// begin starts a call on key: it checks the call's arguments and starts
+// its budget.
+func (kv *KVStore) begin(ctx context.Context, op, key string) (budget, error) {
+	if err := kv.checkKey(ctx, op, key); err != nil {
+		return budget{}, err
+	}
+	return kv.newBudget(ctx), nil
+}
+
+// beginBucket is begin for a call on the whole bucket.
+func (kv *KVStore) beginBucket(ctx context.Context) (budget, error) {
+	if err := kv.check(ctx); err != nil {
+		return budget{}, err
+	}
+	return kv.newBudget(ctx), nil
+}
+
+// checkKey is check for a call on one key.
+func (kv *KVStore) checkKey(ctx context.Context, op, key string) error {
+	if kv.err != nil {
+		return kv.err
+	}
+	if err := validateKey(kv.bucket.name, key); err != nil {
+		return &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
+	}
+	return kv.check(ctx)
+}
+
+// check fails a call at once on a bad store or ctx, and while the client
+// cannot send (breaker open, not connected, closed).
+func (kv *KVStore) check(ctx context.Context) error {
+	if kv.err != nil {
+		return kv.err
+	}
+	if ctx == nil {
+		return errNilContext
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := kv.c.current()
+	return err
+}
+
 // budget is the time a KVStore call has: KVOptions.Timeout and the caller's
 // ctx, whichever ends first. Its context is made when the call first needs
 // one beyond a single request, so that a write answered at once costs one
-// context (its attempt's) rather than two.
+// context (its attempt's) rather than two; end releases it.
 type budget struct {
 	parent   context.Context
 	deadline time.Time // the Timeout's end; zero when the parent ends first anyway

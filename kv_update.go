@@ -10,6 +10,13 @@ import (
 	"slices"
 )
 
+// Updates: read a key, change what it holds, and write the result back on
+// the condition that nobody wrote the key meanwhile (a compare-and-swap);
+// when somebody did, do it all again. UpdateWithRetry, UpdateJSON and
+// UpdateJSONAs differ only in how they change the value: each runs update,
+// whose loop, retryOnConflict, is the only retry in this file. The write
+// itself, applied exactly once, is kv_write.go's.
+
 // UpdateWithRetry reads key, calls fn with its current value, and writes
 // what fn returns if the key has not changed since it was read (a
 // compare-and-swap), retrying the whole read-modify-write when another
@@ -110,6 +117,56 @@ func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*
 	})
 }
 
+// update is the read-modify-write behind the Update* methods: it starts the
+// call's budget and its span, and runs retryOnConflict. next gets the
+// current value (nil: no key) and its revision; its error ends the call at
+// once and is returned as it is.
+func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
+	bg, err := kv.begin(ctx, op, key)
+	if err != nil {
+		return 0, err
+	}
+	defer bg.end()
+	w := kv.c.tel.kvWrite(ctx, op, kv.bucket.name, key)
+	rev, err := kv.retryOnConflict(&bg, w, op, key, next)
+	return w.end(rev, err)
+}
+
+// retryOnConflict reads the key (load, kv_read.go), calls next on what it
+// holds, and writes the result on the condition that the key is still at the
+// revision read (write, kv_write.go). When another writer's write got there
+// first, it does it all again from the read, after a wait (backoff), up to
+// KVOptions.MaxRetries times. Nothing else is tried again here: a write
+// whose outcome is unknown is never followed by a new call of next.
+func (kv *KVStore) retryOnConflict(bg *budget, w *kvWrite, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
+	ctx := bg.context()
+	for attempt := 1; ; attempt++ {
+		cur, err := kv.load(ctx, op, key)
+		if err != nil {
+			return 0, err
+		}
+		value, err := next(cur.value, cur.rev)
+		if err != nil {
+			return 0, err
+		}
+		rev, err := kv.write(bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
+		if err == nil {
+			return rev, nil
+		}
+		if !IsKVConflictError(err) || errors.Is(err, ErrKVUnknownOutcome) {
+			return 0, err
+		}
+		if attempt > kv.opts.MaxRetries {
+			return 0, kv.maxRetriesError(op, key, attempt, err)
+		}
+		w.conflict(attempt)
+		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
+				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}
+		}
+	}
+}
+
 // keepUnknownMembers returns out, a T encoded, with the members of the
 // stored object cur that T does not declare appended unchanged. When either
 // is not a JSON object there is nothing to keep.
@@ -154,49 +211,6 @@ func declares[T any](name string, raw json.RawMessage) bool {
 		return true // a field of T, of another type: T's value stands
 	}
 	return !reflect.ValueOf(&probe).Elem().IsZero()
-}
-
-// update is the read-modify-write loop behind the Update* methods. next gets
-// the current value (nil: no key) and its revision; its error ends the loop
-// at once and is returned as it is.
-func (kv *KVStore) update(ctx context.Context, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
-	bg, err := kv.beginWrite(ctx, op, key)
-	if err != nil {
-		return 0, err
-	}
-	defer bg.end()
-	w := kv.c.tel.kvWrite(ctx, op, kv.bucket.name, key)
-	rev, err := kv.updateLoop(&bg, w, op, key, next)
-	return w.end(rev, err)
-}
-
-func (kv *KVStore) updateLoop(bg *budget, w *kvWrite, op, key string, next func(cur []byte, rev uint64) ([]byte, error)) (uint64, error) {
-	ctx := bg.context()
-	for attempt := 1; ; attempt++ {
-		cur, err := kv.load(ctx, op, key)
-		if err != nil {
-			return 0, err
-		}
-		value, err := next(cur.value, cur.rev)
-		if err != nil {
-			return 0, err
-		}
-		rev, err := kv.write(bg, writeReq{op: op, key: key, value: value, cas: true, create: !cur.exists, expected: cur.rev})
-		if err == nil {
-			return rev, nil
-		}
-		if !IsKVConflictError(err) || errors.Is(err, ErrKVUnknownOutcome) {
-			return 0, err
-		}
-		if attempt > kv.opts.MaxRetries {
-			return 0, kv.maxRetriesError(op, key, attempt, err)
-		}
-		w.conflict(attempt)
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
-			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
-				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}
-		}
-	}
 }
 
 // decodeObject decodes a JSON object into obj, and refuses anything else

@@ -86,6 +86,22 @@ func pubLineLen(subject, reply string, size int, headers bool) int {
 	return n
 }
 
+// headerLen is how many bytes h adds to a message as nats.go encodes it:
+// "NATS/1.0\r\n", a "Name: value\r\n" line per value, and "\r\n"; none
+// when h is empty.
+func headerLen(h nats.Header) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
+}
+
 // checkPub refuses a message whose PUB or HPUB line (see pubLineLen) would
 // be over MaxControlLine.
 func checkPub(subject, reply string, size int, headers bool) error {
