@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/capture"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -158,7 +159,7 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return s, zero, err
 		}
-		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(publishRetryDelay, attempt)); werr != nil {
 			return s, zero, err
 		}
 	}
@@ -377,7 +378,7 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 		}
 		c.opts.log(slog.LevelDebug, "publish to stream: no acknowledgement; sending again", slog.String("subject", subject),
 			attemptAttr(attempt), slog.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), errAttr(err))
-		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(publishRetryDelay, attempt)); werr != nil {
 			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -267,7 +268,7 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (after %d attempts: %w)", context.Cause(ctx), attempt, err)
 		}
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 			return fmt.Errorf("%w (after %d attempts: %w)", werr, attempt, err)
 		}
 	}

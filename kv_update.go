@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+
+	"github.com/c360/natsclient/internal/backoff"
 )
 
 // UpdateWithRetry reads key, calls fn with its current value, and writes
@@ -192,7 +194,7 @@ func (kv *KVStore) updateLoop(bg *budget, w *kvWrite, op, key string, next func(
 			return 0, kv.maxRetriesError(op, key, attempt, err)
 		}
 		w.conflict(attempt)
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
 				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -67,7 +68,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			ctx := bg.context()
 			if transient(err) && ctx.Err() == nil {
 				// Nothing was sent on this attempt: trying again is safe.
-				if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr == nil {
+				if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr == nil {
 					continue
 				}
 			}
@@ -116,7 +117,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			if gone := kv.bucketGone(ctx, b, err); gone != nil {
 				return 0, kv.classify(req.op, req.key, req.create, gone)
 			}
-			if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+			if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 				return 0, kv.classify(req.op, req.key, req.create, fmt.Errorf("%w; then %w", err, werr))
 			}
 			continue
@@ -172,7 +173,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			// its refusal only leads back here.
 			probed = true
 		}
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 			return 0, kv.unknownOutcome(req, id, "the call ended before it could check", werr)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -172,7 +173,7 @@ func (s *supervisor) dialFailed(err error) {
 		s.setState(StateDisconnected, err)
 		return
 	}
-	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
+	s.planDial(now, now.Add(backoff.Aligned(now, backoff.Around(s.opts.reconnectWait))))
 }
 
 // install makes nc the client's connection and re-establishes every
@@ -346,7 +347,7 @@ func (s *supervisor) handleRound(r roundReport) {
 		s.breaker.beginProbe(now) // when it is due: the failed attempt was the probe
 		s.failure(err)
 	}
-	r.reply <- aligned(now, dialWait(s.breaker.state, s.breaker.untilProbe(now), s.opts.reconnectWait, around))
+	r.reply <- backoff.Aligned(now, dialWait(s.breaker.state, s.breaker.untilProbe(now), s.opts.reconnectWait, backoff.Around))
 }
 
 // connectionClosed handles the end of the current connection: the end of a
@@ -370,7 +371,7 @@ func (s *supervisor) connectionClosed() {
 	now := time.Now()
 	s.enter(idle, time.Time{})
 	s.failure(cause)
-	s.planDial(now, now.Add(aligned(now, around(s.opts.reconnectWait))))
+	s.planDial(now, now.Add(backoff.Aligned(now, backoff.Around(s.opts.reconnectWait))))
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {
