@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -389,7 +391,7 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 // on the protocol line, so both limits are checked with them.
 func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
-		return invalidArgument("nil message")
+		return errs.InvalidArgument("nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return err
@@ -443,7 +445,7 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 // client's.
 func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	if msg == nil {
-		return nil, invalidArgument("nil message")
+		return nil, errs.InvalidArgument("nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
@@ -505,7 +507,7 @@ func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, dat
 		cancel()
 	}
 	if err != nil {
-		return nil, c.sendFailed(s, "request", subject, data, msg, err) // a timeout is not counted (isTransportFailure)
+		return nil, c.sendFailed(s, "request", subject, data, msg, err) // a timeout is not counted (classify.TransportFailure)
 	}
 	return reply, nil
 }
@@ -530,7 +532,7 @@ func (c *Client) Flush(ctx context.Context) error {
 		err = s.conn.FlushWithContext(ctx)
 	} else if err = s.conn.FlushTimeout(c.opts.timeout); errors.Is(err, nats.ErrTimeout) {
 		// The connected server itself did not answer: this timeout counts.
-		err = connectionTimeout(fmt.Errorf("%w after %v", err, c.opts.timeout))
+		err = classify.ConnectionTimeout(fmt.Errorf("%w after %v", err, c.opts.timeout))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -578,7 +580,7 @@ func checkCall(ctx context.Context, subject string) error {
 // report tells the supervisor about a failed call's error if it is a
 // transport failure, without waiting (see supervisor.reportFailure).
 func (c *Client) report(s *snapshot, err error) {
-	if isTransportFailure(err) {
+	if classify.TransportFailure(err) {
 		c.sup.reportFailure(s.gen, err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/capture"
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -26,7 +28,7 @@ import (
 // ErrCircuitOpen, before Connect with ErrNotConnected, after Close with
 // ErrClosed. Only transport failures count against the breaker; a missing
 // stream, bucket, consumer or key, a conflict and bad input never do (see
-// isTransportFailure).
+// classify.TransportFailure).
 //
 // The supervisor replaces the *nats.Conn when nats.go gives one up, and a
 // jetstream handle made on the old connection is dead from then on. So the
@@ -203,14 +205,14 @@ func (r *rebinder[T]) seed(s *snapshot, v T) {
 // holding whitespace, '.', '*', '>' or a path separator.
 func validateStreamName(what, name string) error {
 	if name == "" {
-		return invalidArgument("empty %s name", what)
+		return errs.InvalidArgument("empty %s name", what)
 	}
 	for i := 0; i < len(name); i++ {
 		switch b := name[i]; {
 		case b <= ' ' || b == 0x7f:
-			return invalidArgument("%s name %q: whitespace or control character at byte %d", what, name, i)
+			return errs.InvalidArgument("%s name %q: whitespace or control character at byte %d", what, name, i)
 		case b == '.' || b == '*' || b == '>' || b == '/' || b == '\\':
-			return invalidArgument("%s name %q: %q at byte %d is not allowed", what, name, b, i)
+			return errs.InvalidArgument("%s name %q: %q at byte %d is not allowed", what, name, b, i)
 		}
 	}
 	return nil
@@ -300,14 +302,14 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 // the breaker.
 func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
-		return nil, invalidArgument("publish to stream: nil message")
+		return nil, errs.InvalidArgument("publish to stream: nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
 	}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
+			return nil, errs.InvalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
 		}
 	}
 	root := c
@@ -367,13 +369,13 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 				return nil, failed(attempt, overMaxPayload(len(msg.Data), headerLen(msg.Header), s.conn.MaxPayload(), err))
 			}
 			c.report(s, err)
-			if noResponders(err) && ctx.Err() == nil {
+			if classify.NoResponders(err) && ctx.Err() == nil {
 				if ferr := c.noStreamAnswered(ctx, s, subject, err); ferr != nil {
 					return nil, failed(attempt, ferr)
 				}
 			}
 		}
-		if !transient(err) || ctx.Err() != nil {
+		if !classify.Transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
 		}
 		c.opts.log(slog.LevelDebug, "publish to stream: no acknowledgement; sending again", slog.String("subject", subject),
@@ -423,73 +425,9 @@ func (c *Client) noStreamAnswered(ctx context.Context, s *snapshot, subject stri
 	return nil
 }
 
-// noResponders reports whether a request found nobody to receive it: the
-// stream or bucket it was for does not exist, or has no leader at the moment.
-// Nothing was done with it.
-func noResponders(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-}
-
 // publishRetryDelay is PublishToStream's first wait before sending a message
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
-
-// errDuplicateInProcess is the server's answer to a message whose ID
-// matches one it is still storing (nats-server's
-// JSStreamDuplicateMessageConflict).
-const errDuplicateInProcess jetstream.ErrorCode = 10158
-
-// duplicateInProcess reports whether the server answered a resend with
-// "duplicate message id is in process": the first copy, under the same ID,
-// is still being stored.
-func duplicateInProcess(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess
-}
-
-// maybeSent reports whether a failed JetStream request may nevertheless
-// have reached the server and been acted on, because no answer came: a
-// timeout, a lost connection, the caller giving up. An answer from the
-// server (an API error), no responders (nobody received it) and a request
-// refused before it was sent (bad input, a payload over max_payload, the
-// breaker, a closed client) say for sure that nothing was done, with one
-// exception: "duplicate message id is in process" answers a resend while
-// the first copy, under the same ID, is being stored. That copy may land,
-// so the outcome is still open (found by the linearizability check,
-// reliability/linearizable_kv_test.go).
-func maybeSent(err error) bool {
-	var apiErr *jetstream.APIError
-	switch {
-	case duplicateInProcess(err):
-		return true
-	case errors.As(err, &apiErr), noResponders(err),
-		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
-		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
-		errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject),
-		errors.Is(err, nats.ErrInvalidMsg), errors.Is(err, nats.ErrBadHeaderMsg),
-		errors.Is(err, jetstream.ErrInvalidKey), errors.Is(err, jetstream.ErrInvalidOption),
-		errors.Is(err, jetstream.ErrInvalidJSAck):
-		return false
-	}
-	return true
-}
-
-// transient reports whether a request that failed without an answer is worth
-// sending again: it timed out, found no responder (JetStream not ready yet
-// after a restart), the connection failed, or the supervisor is dialling a
-// new one. "Duplicate message id is in process" is one answer that is worth
-// it too: a message sent again under the same ID, once the first copy is
-// stored, is acknowledged as a duplicate of it. The open breaker and a closed
-// client are final: a call fails fast then, rather than retry until its
-// budget ends.
-func transient(err error) bool {
-	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
-		return false
-	}
-	return errors.Is(err, ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		duplicateInProcess(err) || isTransportFailure(err)
-}
 
 // msgIDPrefix makes message IDs unique across processes, and msgIDSeq
 // within this one: a message ID costs an atomic add, not a read of the

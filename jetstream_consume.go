@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -45,7 +46,7 @@ type Consumption struct {
 // are retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
 	if handler == nil {
-		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+		return nil, errs.InvalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
 	return c.ConsumeFunc(ctx, stream, consumer, func(_ context.Context, msg jetstream.Msg) error { return handler(msg) })
 }
@@ -67,7 +68,7 @@ func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handl
 		return nil, err
 	}
 	if handler == nil {
-		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+		return nil, errs.InvalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
 	cs := &Consumption{stream: stream, consumer: consumer, handler: handler, span: consumeSpanName(stream, consumer)}
 	cs.follower = follower[struct{}]{c: c, what: fmt.Sprintf("consume %s/%s", stream, consumer), start: cs.start}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -137,7 +139,7 @@ func (c *Client) NewKVStore(bucket jetstream.KeyValue, opts ...func(*KVOptions))
 	case nil:
 		kv.bucket = c.newBucketHandle("")
 		if kv.err == nil {
-			kv.err = invalidArgument("NewKVStore: nil bucket")
+			kv.err = errs.InvalidArgument("NewKVStore: nil bucket")
 		}
 	case *bucketHandle:
 		if h.c == c {
@@ -262,7 +264,7 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 				}
 			}
 		}
-		if err == nil || !transient(err) {
+		if err == nil || !classify.Transient(err) {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -280,7 +282,7 @@ func (kv *KVStore) retry(ctx context.Context, perAttempt bool, call func(ctx con
 // waiting for. It asks the server which, and returns the error to end the
 // call with, or nil to go on.
 func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) error {
-	if !noResponders(err) || ctx.Err() != nil {
+	if !classify.NoResponders(err) || ctx.Err() != nil {
 		return nil
 	}
 	actx, cancel := kv.c.attemptCtx(ctx)

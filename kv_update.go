@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/errs"
 )
 
 // UpdateWithRetry reads key, calls fn with its current value, and writes
@@ -33,7 +34,7 @@ import (
 // ErrKVUnknownOutcome.
 func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(current []byte) ([]byte, error)) (uint64, error) {
 	if fn == nil {
-		return 0, invalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
+		return 0, errs.InvalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
 	}
 	return kv.update(ctx, "update", key, func(cur []byte, _ uint64) ([]byte, error) { return fn(cur) })
 }
@@ -53,7 +54,7 @@ func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(curr
 // is not called and the value is left as it is.
 func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[string]any) error) error {
 	if fn == nil {
-		return invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+		return errs.InvalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
 	}
 	_, err := kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
 		obj := map[string]any{}
@@ -89,10 +90,10 @@ func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[strin
 // and UpdateJSONAs as the zero T.
 func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*T) error) (uint64, error) {
 	if kv == nil {
-		return 0, invalidArgument("UpdateJSONAs: nil *KVStore")
+		return 0, errs.InvalidArgument("UpdateJSONAs: nil *KVStore")
 	}
 	if fn == nil {
-		return 0, invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+		return 0, errs.InvalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
 	}
 	return kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
 		var v T

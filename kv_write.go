@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -66,7 +67,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 		}
 		if err != nil {
 			ctx := bg.context()
-			if transient(err) && ctx.Err() == nil {
+			if classify.Transient(err) && ctx.Err() == nil {
 				// Nothing was sent on this attempt: trying again is safe.
 				if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr == nil {
 					continue
@@ -109,7 +110,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 			}
 			return 0, kv.tooLarge(ctx, b, req, msg, err)
 		}
-		if !sent && noResponders(err) {
+		if !sent && classify.NoResponders(err) {
 			// Nobody received it: nothing can have been stored.
 			if unreachable := b.origin.check(ctx, err); unreachable != nil {
 				return 0, kv.classify(req.op, req.key, req.create, unreachable)
@@ -126,7 +127,7 @@ func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
 		// fate alone: a conflict may be our own first copy, stored, and a
 		// resend that found no responders (a leader being elected) says
 		// nothing of the copy before it. Reading back does.
-		if !sent && !maybeSent(err) {
+		if !sent && !classify.MaybeSent(err) {
 			return 0, kv.classify(req.op, req.key, req.create, err)
 		}
 		sent = true

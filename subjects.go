@@ -3,6 +3,7 @@ package natsclient
 import (
 	"fmt"
 
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go"
 )
 
@@ -199,14 +200,14 @@ func badSubject(subject, why string) error {
 // long that no SUB line could carry it.
 func validateQueue(queue string) error {
 	if queue == "" {
-		return invalidArgument("empty queue group name")
+		return errs.InvalidArgument("empty queue group name")
 	}
 	if len(queue) > longSubject {
-		return invalidArgument("queue group name of %d bytes: longer than %d, half the %d-byte control-line limit of the server", len(queue), longSubject, MaxControlLine)
+		return errs.InvalidArgument("queue group name of %d bytes: longer than %d, half the %d-byte control-line limit of the server", len(queue), longSubject, MaxControlLine)
 	}
 	for i := 0; i < len(queue); i++ {
 		if queue[i] <= ' ' || queue[i] == 0x7f {
-			return invalidArgument("queue group %q: whitespace or control character at byte %d", queue, i)
+			return errs.InvalidArgument("queue group %q: whitespace or control character at byte %d", queue, i)
 		}
 	}
 	return nil

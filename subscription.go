@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -79,7 +80,7 @@ func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) 
 
 func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
 	if handler == nil {
-		return nil, invalidArgument("nil message handler for subject %q", subject)
+		return nil, errs.InvalidArgument("nil message handler for subject %q", subject)
 	}
 	return c.subscribeWith(subject, queue, handler, nil)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -137,7 +138,7 @@ func (s *supervisor) handleDialResult(r dialResult) {
 // it ErrPermanent when it is.
 func (s *supervisor) dialError(what string, err error) (_ error, permanent bool) {
 	err = redactError(err, s.servers)
-	permanent = isPermanent(err)
+	permanent = classify.Permanent(err)
 	level := slog.LevelDebug
 	if permanent {
 		level = slog.LevelError

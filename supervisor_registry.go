@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 )
 
@@ -18,7 +19,7 @@ func (s *supervisor) handleSubscribe(cmd subscribeCmd) {
 	}
 	sub := cmd.sub
 	if s.conn != nil {
-		if err := sub.attach(s.conn); err != nil && !isTransportFailure(err) {
+		if err := sub.attach(s.conn); err != nil && !classify.TransportFailure(err) {
 			cmd.reply <- fmt.Errorf("natsclient: subscribe %q: %w", sub.subject, err)
 			return
 		}
@@ -48,7 +49,7 @@ func (s *supervisor) unsubscribe(sub *Subscription, drain bool) error {
 	} else {
 		err = inner.Unsubscribe()
 	}
-	if err != nil && !isTransportFailure(err) && !errors.Is(err, nats.ErrBadSubscription) {
+	if err != nil && !classify.TransportFailure(err) && !errors.Is(err, nats.ErrBadSubscription) {
 		return fmt.Errorf("natsclient: unsubscribe %q: %w", sub.subject, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/c360/natsclient/internal/errs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -98,7 +99,7 @@ func (c *Client) QueueSubscribeFunc(subject, queue string, handler MsgFunc) (*Su
 		}
 	}
 	if handler == nil {
-		return nil, invalidArgument("nil message handler for subject %q", subject)
+		return nil, errs.InvalidArgument("nil message handler for subject %q", subject)
 	}
 	return c.subscribeWith(subject, queue, func(m *nats.Msg) { handler(context.Background(), m) }, handler)
 }

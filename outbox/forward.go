@@ -10,6 +10,7 @@ import (
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/capture"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -464,7 +465,7 @@ func (f *forwarder) send(rec *record) error {
 	}
 	msg := &nats.Msg{Subject: rec.subject, Header: header, Data: rec.data}
 	if _, err := f.js.PublishMsgAsync(msg, noRetry); err != nil {
-		if permanentSendError(err) {
+		if classify.Unsendable(err) {
 			f.deadLetter(rec, err)
 			return nil
 		}
@@ -532,7 +533,7 @@ func (f *forwarder) refused(fl flight, err error) error {
 		default:
 			return fmt.Errorf("ack of %s: %s: %w", fl.rec.id, found.Explain(fl.rec.subject), err)
 		}
-	} else if !permanentRefusal(err) {
+	} else if !classify.StreamRefused(err) {
 		return fmt.Errorf("ack of %s: %w", fl.rec.id, err)
 	}
 	f.window = f.window[1:]
