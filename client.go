@@ -12,6 +12,7 @@ import (
 
 	"github.com/c360/natsclient/internal/classify"
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -368,8 +369,8 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 	if err := checkCall(ctx, subject); err != nil {
 		return err
 	}
-	if len(subject) > longSubject {
-		if err := checkPub(subject, "", len(data), c.injects()); err != nil {
+	if len(subject) > wire.LongSubject {
+		if err := wire.CheckPub(subject, "", len(data), c.injects()); err != nil {
 			return err
 		}
 	}
@@ -401,8 +402,8 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 			return fmt.Errorf("reply %w", err)
 		}
 	}
-	if len(msg.Subject)+len(msg.Reply) > longSubject {
-		if err := checkPub(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
+	if len(msg.Subject)+len(msg.Reply) > wire.LongSubject {
+		if err := wire.CheckPub(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
 			return err
 		}
 	}
@@ -468,10 +469,10 @@ func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, erro
 // Without a connection there is no inbox to measure: the call is refused
 // anyway, as not connected.
 func (c *Client) checkRequest(s *snapshot, subject string, size int, headers bool) error {
-	if len(subject) <= longSubject || s.conn == nil {
+	if len(subject) <= wire.LongSubject || s.conn == nil {
 		return nil
 	}
-	return checkPub(subject, s.conn.NewRespInbox(), size, headers)
+	return wire.CheckPub(subject, s.conn.NewRespInbox(), size, headers)
 }
 
 // injects reports whether sends may gain headers they were not given: a
@@ -602,7 +603,7 @@ func (c *Client) sendFailed(s *snapshot, op, subject string, data []byte, msg *n
 	if errors.Is(err, nats.ErrMaxPayload) {
 		hdr := 0
 		if msg != nil {
-			hdr = headerLen(msg.Header)
+			hdr = wire.HeaderLen(msg.Header)
 		}
 		return fmt.Errorf("natsclient: %s %q: %w", op, subject, overMaxPayload(len(data), hdr, s.conn.MaxPayload(), err))
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -93,7 +94,7 @@ func (d *jsDomain) label() string {
 
 // validateDomain refuses what the server would not take as a domain name.
 func validateDomain(what, name string) error {
-	if err := validateStreamName("JetStream domain", name); err != nil {
+	if err := wire.ValidateStreamName("JetStream domain", name); err != nil {
 		return invalidOption(what, "%v", err)
 	}
 	return nil

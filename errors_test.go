@@ -32,7 +32,7 @@ func TestFailureClassification(t *testing.T) {
 	callers := []error{
 		nil, context.Canceled, context.DeadlineExceeded, wrap(context.DeadlineExceeded),
 		nats.ErrNoResponders, nats.ErrBadSubject, nats.ErrMaxPayload, errNilContext,
-		badSubject("a b", "whitespace"), fmt.Errorf("decode: %w", fmt.Errorf("bad json")),
+		ValidateSubject("a b"), fmt.Errorf("decode: %w", fmt.Errorf("bad json")),
 		// A request's timeout: the responder, not the connection, was slow.
 		nats.ErrTimeout, wrap(nats.ErrTimeout),
 	}

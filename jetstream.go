@@ -2,12 +2,9 @@ package natsclient
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/c360/natsclient/internal/capture"
 	"github.com/c360/natsclient/internal/classify"
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -201,29 +199,12 @@ func (r *rebinder[T]) seed(s *snapshot, v T) {
 	r.cur.Store(&binding[T]{gen: s.gen, v: v})
 }
 
-// validateStreamName rejects what the server would: an empty name, or one
-// holding whitespace, '.', '*', '>' or a path separator.
-func validateStreamName(what, name string) error {
-	if name == "" {
-		return errs.InvalidArgument("empty %s name", what)
-	}
-	for i := 0; i < len(name); i++ {
-		switch b := name[i]; {
-		case b <= ' ' || b == 0x7f:
-			return errs.InvalidArgument("%s name %q: whitespace or control character at byte %d", what, name, i)
-		case b == '.' || b == '*' || b == '>' || b == '/' || b == '\\':
-			return errs.InvalidArgument("%s name %q: %q at byte %d is not allowed", what, name, b, i)
-		}
-	}
-	return nil
-}
-
 // CreateStream creates the stream cfg describes, or updates it when it exists
 // with another configuration, and returns a handle to it. The handle follows
 // the client to each new connection (consumers obtained from it do not: use
 // Consume).
 func (c *Client) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if err := validateStreamName("stream", cfg.Name); err != nil {
+	if err := wire.ValidateStreamName("stream", cfg.Name); err != nil {
 		return nil, err
 	}
 	st, s, err := jsOnce(c, ctx, fmt.Sprintf("create stream %q", cfg.Name), func(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
@@ -241,7 +222,7 @@ func (c *Client) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (
 // error matching jetstream.ErrStreamNotFound. The handle follows the client to
 // each new connection.
 func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	if err := validateStreamName("stream", name); err != nil {
+	if err := wire.ValidateStreamName("stream", name); err != nil {
 		return nil, err
 	}
 	h := c.newStreamHandle(name)
@@ -254,7 +235,7 @@ func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, err
 // DeleteStream deletes the stream name and its messages. A missing stream is
 // an error matching jetstream.ErrStreamNotFound.
 func (c *Client) DeleteStream(ctx context.Context, name string) error {
-	if err := validateStreamName("stream", name); err != nil {
+	if err := wire.ValidateStreamName("stream", name); err != nil {
 		return err
 	}
 	_, _, err := jsOnce(c, ctx, fmt.Sprintf("delete stream %q", name), func(ctx context.Context, js jetstream.JetStream) (struct{}, error) {
@@ -323,7 +304,7 @@ func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...
 		msg.Header = nats.Header{}
 	}
 	if msg.Header.Get(jetstream.MsgIDHeader) == "" {
-		msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+		msg.Header.Set(jetstream.MsgIDHeader, wire.NewMsgID())
 	}
 	t := c.tel
 	if t == nil {
@@ -366,7 +347,7 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 				return ack, nil
 			}
 			if errors.Is(err, nats.ErrMaxPayload) {
-				return nil, failed(attempt, overMaxPayload(len(msg.Data), headerLen(msg.Header), s.conn.MaxPayload(), err))
+				return nil, failed(attempt, overMaxPayload(len(msg.Data), wire.HeaderLen(msg.Header), s.conn.MaxPayload(), err))
 			}
 			c.report(s, err)
 			if classify.NoResponders(err) && ctx.Err() == nil {
@@ -389,13 +370,13 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 // checkStreamPub refuses a publish to a stream whose HPUB line would be over
 // MaxControlLine on the connection of s: the reply subject is an inbox of
 // that connection, and JetStream's publish options may add headers as it is
-// sent (see pubLineLen). Without a connection there is nothing to measure:
+// sent (see wire.PubLineLen). Without a connection there is nothing to measure:
 // the publish is refused anyway, as not connected.
 func checkStreamPub(s *snapshot, msg *nats.Msg) error {
-	if len(msg.Subject) <= longSubject || s.conn == nil {
+	if len(msg.Subject) <= wire.LongSubject || s.conn == nil {
 		return nil
 	}
-	return checkPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
+	return wire.CheckPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
 }
 
 // noStreamAnswered is asked when a publish to subject found no responders.
@@ -428,26 +409,6 @@ func (c *Client) noStreamAnswered(ctx context.Context, s *snapshot, subject stri
 // publishRetryDelay is PublishToStream's first wait before sending a message
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
-
-// msgIDPrefix makes message IDs unique across processes, and msgIDSeq
-// within this one: a message ID costs an atomic add, not a read of the
-// system's random source per write. The server counts headers toward a
-// bucket's MaxValueSize, so an ID is as short as uniqueness allows: 72
-// random bits drawn once per process (12 characters), then the sequence in
-// base 36 (1 character for the first 35 IDs, 6 up to two billion).
-var (
-	msgIDPrefix = randomPrefix()
-	msgIDSeq    atomic.Uint64
-)
-
-func randomPrefix() string {
-	var b [9]byte
-	_, _ = crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// newMsgID returns a new message ID for the Nats-Msg-Id header.
-func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }
 
 // kvStreamName is the name of the stream behind bucket.
 func kvStreamName(bucket string) string { return "KV_" + bucket }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -61,10 +62,10 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 // messaging.destination.name attribute. Without telemetry ctx is
 // context.Background().
 func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
-	if err := validateStreamName("stream", stream); err != nil {
+	if err := wire.ValidateStreamName("stream", stream); err != nil {
 		return nil, err
 	}
-	if err := validateStreamName("consumer", consumer); err != nil {
+	if err := wire.ValidateStreamName("consumer", consumer); err != nil {
 		return nil, err
 	}
 	if handler == nil {

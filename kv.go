@@ -10,6 +10,7 @@ import (
 	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/classify"
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -208,7 +209,7 @@ func (kv *KVStore) checkKey(ctx context.Context, op, key string) error {
 	if kv.err != nil {
 		return kv.err
 	}
-	if err := validateKey(kv.bucket.name, key); err != nil {
+	if err := wire.ValidateKey(kv.bucket.name, key); err != nil {
 		return &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
 	}
 	return kv.check(ctx)
@@ -464,7 +465,7 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern),
 			err: fmt.Errorf("%w: %w", err, jetstream.ErrInvalidKey)}
 	}
-	if err := tooLong(kv.bucket.name, "pattern", pattern); err != nil {
+	if err := wire.TooLong(kv.bucket.name, "pattern", pattern); err != nil {
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern), err: err}
 	}
 	w, err := newKVWatcher(ctx, kv.bucket, []string{pattern}, opts)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,7 +47,7 @@ const (
 // update function until reading back has shown it was not stored; until then
 // only the very same message is sent again.
 func (kv *KVStore) write(bg *budget, req writeReq) (uint64, error) {
-	id := newMsgID()
+	id := wire.NewMsgID()
 	msg := &nats.Msg{Data: req.value, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if req.cas {
@@ -251,23 +252,7 @@ func (kv *KVStore) tooLarge(ctx context.Context, b *kvBinding, req writeReq, msg
 	cancel()
 	return &kvError{op: req.op, bucket: kv.bucket.name, key: req.key, err: fmt.Errorf(
 		"%w: value of %d bytes plus %d bytes of headers exceed %s; the server refused it: %w",
-		ErrInvalidArgument, len(req.value), headerLen(msg.Header), limit, err)}
-}
-
-// headerLen is how many bytes h adds to a message as nats.go encodes it:
-// "NATS/1.0\r\n", a "Name: value\r\n" line per value, and "\r\n"; none
-// when h is empty.
-func headerLen(h nats.Header) int {
-	if len(h) == 0 {
-		return 0
-	}
-	n := len("NATS/1.0\r\n\r\n")
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(": ") + len(v) + len("\r\n")
-		}
-	}
-	return n
+		ErrInvalidArgument, len(req.value), wire.HeaderLen(msg.Header), limit, err)}
 }
 
 // unknownOutcome is the error of a write whose fate cannot be known.

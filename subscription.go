@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -72,7 +73,7 @@ func (c *Client) Subscribe(subject string, handler nats.MsgHandler) (*Subscripti
 // QueueSubscribe is Subscribe as a member of a queue group: each message goes
 // to one member of the group.
 func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
-	if err := validateQueue(queue); err != nil {
+	if err := wire.ValidateQueue(queue); err != nil {
 		return nil, err
 	}
 	return c.subscribe(subject, queue, handler)
@@ -89,7 +90,7 @@ func (c *Client) subscribeWith(subject, queue string, handler nats.MsgHandler, f
 	if err := ValidateSubscribeSubject(subject); err != nil {
 		return nil, err
 	}
-	if err := checkLine(subject, "SUB", subLineLen(subject, queue)); err != nil {
+	if err := wire.CheckLine(subject, "SUB", wire.SubLineLen(subject, queue)); err != nil {
 		return nil, err
 	}
 	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler, fn: fn}

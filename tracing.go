@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -94,7 +95,7 @@ func (c *Client) SubscribeFunc(subject string, handler MsgFunc) (*Subscription, 
 // queue makes a plain subscription, as SubscribeFunc does.
 func (c *Client) QueueSubscribeFunc(subject, queue string, handler MsgFunc) (*Subscription, error) {
 	if queue != "" {
-		if err := validateQueue(queue); err != nil {
+		if err := wire.ValidateQueue(queue); err != nil {
 			return nil, err
 		}
 	}
