@@ -12,9 +12,9 @@ import (
 )
 
 // Sentinel errors. Every error the client returns wraps the cause with %w, so
-// errors.Is matches both these and the nats.go error beneath them. The first
-// four are defined in internal/errs, where the error rules and the wire
-// checks use them too: these are the same values.
+// errors.Is matches both these and the nats.go error beneath them. Those set
+// from internal/errs are the same values the error rules and the wire checks
+// use there.
 var (
 	// ErrCircuitOpen is matched by every call refused because the circuit
 	// breaker is open. Such an error also wraps the failure that opened it.
@@ -24,13 +24,13 @@ var (
 	ErrNotConnected = errs.ErrNotConnected
 	// ErrClosed is returned by calls made after Close.
 	ErrClosed = errs.ErrClosed
+	// ErrInvalidOption is matched by NewClient's error for an option with an
+	// invalid value; the message names the option.
+	ErrInvalidOption = errors.New("natsclient: invalid option")
 	// ErrInvalidArgument is matched by errors for bad input to a call: an
 	// invalid subject, a nil context or handler. Such a call counts nothing
 	// against the breaker.
 	ErrInvalidArgument = errs.ErrInvalidArgument
-	// ErrInvalidOption is matched by NewClient's error for an option with an
-	// invalid value; the message names the option.
-	ErrInvalidOption = errors.New("natsclient: invalid option")
 	// ErrPermanent is matched by connection errors that retrying cannot fix:
 	// an authorization violation, a TLS handshake or certificate failure, an
 	// unreadable credentials file. Connect returns them at once.

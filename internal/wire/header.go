@@ -37,6 +37,7 @@ var (
 	msgIDSeq    atomic.Uint64
 )
 
+// randomPrefix draws msgIDPrefix: 9 random bytes, 12 characters of base64.
 func randomPrefix() string {
 	var b [9]byte
 	_, _ = crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
