@@ -1,6 +1,10 @@
 package natsclient
 
-import "time"
+import (
+	"time"
+
+	"github.com/c360/natsclient/internal/backoff"
+)
 
 // breaker is the circuit breaker as a pure state machine: no goroutines, no
 // locks, and every method takes the current time, so that it can be tested
@@ -8,7 +12,7 @@ import "time"
 //
 // Closed counts consecutive transport failures and opens at the threshold.
 // Open waits an interval that starts at baseInterval and doubles with each
-// reopening (capped at maxInterval, with jitter, see backoff.go). When the interval has passed
+// reopening (capped at maxInterval, with jitter, see internal/backoff). When the interval has passed
 // the supervisor begins its probe (half-open); the probe's result closes the
 // breaker or reopens it with the next, longer interval.
 type breaker struct {
@@ -18,8 +22,8 @@ type breaker struct {
 	// jitter spreads an interval so that many clients do not probe a
 	// recovering server in lockstep. Tests replace it with the identity.
 	jitter func(time.Duration) time.Duration
-	// align ends an interval on the process's wake-up grid (aligned, in
-	// backoff.go); nil leaves it as jitter drew it, as tests do.
+	// align ends an interval on the process's wake-up grid
+	// (backoff.Aligned); nil leaves it as jitter drew it, as tests do.
 	align func(now time.Time, d time.Duration) time.Duration
 
 	state     BreakerState
@@ -31,7 +35,7 @@ type breaker struct {
 }
 
 func newBreaker(threshold int, base, max time.Duration) breaker {
-	return breaker{threshold: threshold, baseInterval: base, maxInterval: max, jitter: jitter, align: aligned}
+	return breaker{threshold: threshold, baseInterval: base, maxInterval: max, jitter: backoff.Jitter, align: backoff.Aligned}
 }
 
 // failure records a transport failure. It reports whether the breaker state
@@ -79,7 +83,7 @@ func (b *breaker) open(now time.Time) {
 // interval is how long the breaker stays open this time: the base interval
 // doubled for each consecutive opening, capped at maxInterval.
 func (b *breaker) interval() time.Duration {
-	return doubled(b.baseInterval, b.opens, b.maxInterval)
+	return backoff.Doubled(b.baseInterval, b.opens, b.maxInterval)
 }
 
 // probeDue reports whether the breaker is open and its interval has passed.

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 )
 
@@ -283,8 +286,8 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 	if err := checkCall(ctx, subject); err != nil {
 		return err
 	}
-	if len(subject) > longSubject {
-		if err := checkPub(subject, "", len(data), c.injects()); err != nil {
+	if len(subject) > wire.LongSubject {
+		if err := wire.CheckPub(subject, "", len(data), c.injects()); err != nil {
 			return err
 		}
 	}
@@ -306,7 +309,7 @@ func (c *Client) Publish(ctx context.Context, subject string, data []byte) error
 // on the protocol line, so both limits are checked with them.
 func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
-		return invalidArgument("nil message")
+		return errs.InvalidArgument("nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return err
@@ -316,8 +319,8 @@ func (c *Client) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 			return fmt.Errorf("reply %w", err)
 		}
 	}
-	if len(msg.Subject)+len(msg.Reply) > longSubject {
-		if err := checkPub(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
+	if len(msg.Subject)+len(msg.Reply) > wire.LongSubject {
+		if err := wire.CheckPub(msg.Subject, msg.Reply, len(msg.Data), len(msg.Header) > 0 || c.injects()); err != nil {
 			return err
 		}
 	}
@@ -360,7 +363,7 @@ func (c *Client) Request(ctx context.Context, subject string, data []byte) (*nat
 // client's.
 func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	if msg == nil {
-		return nil, invalidArgument("nil message")
+		return nil, errs.InvalidArgument("nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
@@ -383,10 +386,10 @@ func (c *Client) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, erro
 // Without a connection there is no inbox to measure: the call is refused
 // anyway, as not connected.
 func (c *Client) checkRequest(s *snapshot, subject string, size int, headers bool) error {
-	if len(subject) <= longSubject || s.conn == nil {
+	if len(subject) <= wire.LongSubject || s.conn == nil {
 		return nil
 	}
-	return checkPub(subject, s.conn.NewRespInbox(), size, headers)
+	return wire.CheckPub(subject, s.conn.NewRespInbox(), size, headers)
 }
 
 // injects reports whether sends may gain headers they were not given: a
@@ -422,7 +425,7 @@ func (c *Client) roundTrip(ctx context.Context, s *snapshot, subject string, dat
 		cancel()
 	}
 	if err != nil {
-		return nil, c.sendFailed(s, "request", subject, data, msg, err) // a timeout is not counted (isTransportFailure)
+		return nil, c.sendFailed(s, "request", subject, data, msg, err) // a timeout is not counted (classify.TransportFailure)
 	}
 	return reply, nil
 }
@@ -447,7 +450,7 @@ func (c *Client) Flush(ctx context.Context) error {
 		err = s.conn.FlushWithContext(ctx)
 	} else if err = s.conn.FlushTimeout(c.opts.timeout); errors.Is(err, nats.ErrTimeout) {
 		// The connected server itself did not answer: this timeout counts.
-		err = connectionTimeout(fmt.Errorf("%w after %v", err, c.opts.timeout))
+		err = classify.ConnectionTimeout(fmt.Errorf("%w after %v", err, c.opts.timeout))
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -495,7 +498,7 @@ func checkCall(ctx context.Context, subject string) error {
 // report tells the supervisor about a failed call's error if it is a
 // transport failure, without waiting (see supervisor.reportFailure).
 func (c *Client) report(s *snapshot, err error) {
-	if isTransportFailure(err) {
+	if classify.TransportFailure(err) {
 		c.sup.reportFailure(s.gen, err)
 	}
 }
@@ -517,7 +520,7 @@ func (c *Client) sendFailed(s *snapshot, op, subject string, data []byte, msg *n
 	if errors.Is(err, nats.ErrMaxPayload) {
 		hdr := 0
 		if msg != nil {
-			hdr = headerLen(msg.Header)
+			hdr = wire.HeaderLen(msg.Header)
 		}
 		return fmt.Errorf("natsclient: %s %q: %w", op, subject, overMaxPayload(len(data), hdr, s.conn.MaxPayload(), err))
 	}

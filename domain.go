@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -71,11 +73,11 @@ func (d *jsDomain) current() (*snapshot, error) {
 // returns the *unreachableError to end the call with; nil otherwise, and for
 // the default domain, where "no responders" keeps its usual meanings.
 func (d *jsDomain) unreachable(ctx context.Context, s *snapshot, err error) error {
-	if d == nil || d.name == "" || !noResponders(err) {
+	if d == nil || d.name == "" || !classify.NoResponders(err) {
 		return nil
 	}
 	_, aerr := s.js.AccountInfo(ctx)
-	if noResponders(aerr) || errors.Is(aerr, jetstream.ErrJetStreamNotEnabled) {
+	if classify.NoResponders(aerr) || errors.Is(aerr, jetstream.ErrJetStreamNotEnabled) {
 		return &unreachableError{what: fmt.Sprintf("JetStream domain %q", d.name), cause: err}
 	}
 	return nil
@@ -92,7 +94,7 @@ func (d *jsDomain) label() string {
 
 // validateDomain refuses what the server would not take as a domain name.
 func validateDomain(what, name string) error {
-	if err := validateStreamName("JetStream domain", name); err != nil {
+	if err := wire.ValidateStreamName("JetStream domain", name); err != nil {
 		return invalidOption(what, "%v", err)
 	}
 	return nil

@@ -9,16 +9,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/big"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 )
 
@@ -28,22 +27,22 @@ func TestFailureClassification(t *testing.T) {
 	transport := []error{
 		nats.ErrConnectionClosed, nats.ErrReconnectBufExceeded, nats.ErrStaleConnection,
 		nats.ErrNoServers, opErr, wrap(nats.ErrConnectionClosed), wrap(syscall.ECONNRESET),
-		connectionTimeout(nats.ErrTimeout), wrap(connectionTimeout(fmt.Errorf("%w after 5s", nats.ErrTimeout))),
+		classify.ConnectionTimeout(nats.ErrTimeout), wrap(classify.ConnectionTimeout(fmt.Errorf("%w after 5s", nats.ErrTimeout))),
 	}
 	callers := []error{
 		nil, context.Canceled, context.DeadlineExceeded, wrap(context.DeadlineExceeded),
 		nats.ErrNoResponders, nats.ErrBadSubject, nats.ErrMaxPayload, errNilContext,
-		badSubject("a b", "whitespace"), fmt.Errorf("decode: %w", fmt.Errorf("bad json")),
+		ValidateSubject("a b"), fmt.Errorf("decode: %w", fmt.Errorf("bad json")),
 		// A request's timeout: the responder, not the connection, was slow.
 		nats.ErrTimeout, wrap(nats.ErrTimeout),
 	}
 	for _, err := range transport {
-		if !isTransportFailure(err) {
+		if !classify.TransportFailure(err) {
 			t.Errorf("%v not counted as a transport failure", err)
 		}
 	}
 	for _, err := range callers {
-		if isTransportFailure(err) {
+		if classify.TransportFailure(err) {
 			t.Errorf("%v counted as a transport failure", err)
 		}
 	}
@@ -53,12 +52,12 @@ func TestFailureClassification(t *testing.T) {
 		x509.UnknownAuthorityError{}, &fs.PathError{Op: "open", Path: "x.creds", Err: fs.ErrNotExist},
 	}
 	for _, err := range permanent {
-		if !isPermanent(err) {
+		if !classify.Permanent(err) {
 			t.Errorf("%v not permanent", err)
 		}
 	}
 	for _, err := range []error{opErr, nats.ErrNoServers, nats.ErrTimeout} {
-		if isPermanent(err) {
+		if classify.Permanent(err) {
 			t.Errorf("%v taken as permanent: it would never be retried", err)
 		}
 	}
@@ -79,10 +78,10 @@ func TestPermanentClassification(t *testing.T) {
 		&optionError{err: errors.New("nats: error loading client certificate: tls: failed to parse private key")},
 	}
 	for _, err := range permanent {
-		if !isPermanent(err) {
+		if !classify.Permanent(err) {
 			t.Errorf("%v not permanent", err)
 		}
-		if isTransportFailure(err) && !errors.As(err, &op) {
+		if classify.TransportFailure(err) && !errors.As(err, &op) {
 			t.Errorf("%v also counted as a transport failure", err)
 		}
 	}
@@ -124,69 +123,6 @@ func remoteAlert(t *testing.T, auth tls.ClientAuthType) error {
 	<-done
 	if err == nil {
 		t.Fatal("handshake without the required client certificate succeeded")
-	}
-	return err
-}
-
-// plainlyTransient is isPermanent's shortcut for the errors a down server
-// gives: it may answer only where the full classification says "not
-// permanent", and it must answer for the errors a refused or reset dial
-// really returns, or it saves nothing.
-func TestPlainlyTransientAgreesWithTheFullClassification(t *testing.T) {
-	reconnect := func(err error) error { return fmt.Errorf("natsclient: reconnect: %w", err) }
-	refused := dialClosedPort(t)
-	shortcut := []error{
-		refused, reconnect(refused), io.EOF, reconnect(io.EOF),
-		reconnect(&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}),
-		&net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE},
-	}
-	for _, err := range shortcut {
-		if !plainlyTransient(err) {
-			t.Errorf("%v (%T) not taken by the shortcut", err, err)
-		}
-		if isPermanentWithoutShortcut(err) {
-			t.Errorf("%v taken by the shortcut, but the full classification says permanent", err)
-		}
-	}
-	// Errors the shortcut must leave to the full classification.
-	left := []error{
-		reconnect(&net.OpError{Op: "remote error", Err: tls.AlertError(42)}),
-		reconnect(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.EACCES)}),
-		&fs.PathError{Op: "open", Path: "x.creds", Err: fs.ErrNotExist},
-		reconnect(&optionError{err: io.EOF}),
-		reconnect(nats.ErrAuthorization),
-		reconnect(nil),
-	}
-	for _, err := range left {
-		if plainlyTransient(err) {
-			t.Errorf("%v taken by the shortcut: only the full classification may judge it", err)
-		}
-	}
-}
-
-// isPermanentWithoutShortcut is isPermanent's full classification: err
-// behind a wrapper the shortcut does not know.
-func isPermanentWithoutShortcut(err error) bool { return isPermanent(&notPlain{err}) }
-
-// notPlain wraps an error in a type the shortcut does not know.
-type notPlain struct{ err error }
-
-func (e *notPlain) Error() string { return e.err.Error() }
-func (e *notPlain) Unwrap() error { return e.err }
-
-// dialClosedPort returns the error of a dial to a port nothing listens on.
-func dialClosedPort(t *testing.T) error {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conn, err := net.Dial("tcp", addr)
-	if err == nil {
-		conn.Close()
-		t.Fatalf("a dial to %s, just closed, connected", addr)
 	}
 	return err
 }

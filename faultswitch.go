@@ -3,6 +3,7 @@ package natsclient
 import (
 	"fmt"
 
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,7 +19,7 @@ var breakExactlyOnce = false
 // lostAckAsConflict is the planted bug: the identity, unless
 // breakExactlyOnce is set.
 func lostAckAsConflict(err error) error {
-	if !breakExactlyOnce || !maybeSent(err) {
+	if !breakExactlyOnce || !classify.MaybeSent(err) {
 		return err
 	}
 	return &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence,

@@ -2,16 +2,17 @@ package natsclient
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/capture"
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,7 +26,7 @@ import (
 // ErrCircuitOpen, before Connect with ErrNotConnected, after Close with
 // ErrClosed. Only transport failures count against the breaker; a missing
 // stream, bucket, consumer or key, a conflict and bad input never do (see
-// isTransportFailure).
+// classify.TransportFailure).
 //
 // The supervisor replaces the *nats.Conn when nats.go gives one up, and a
 // jetstream handle made on the old connection is dead from then on. So the
@@ -158,7 +159,7 @@ func (r *rebinder[T]) bind(ctx context.Context) (*snapshot, T, error) {
 		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return s, zero, err
 		}
-		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(publishRetryDelay, attempt)); werr != nil {
 			return s, zero, err
 		}
 	}
@@ -198,29 +199,12 @@ func (r *rebinder[T]) seed(s *snapshot, v T) {
 	r.cur.Store(&binding[T]{gen: s.gen, v: v})
 }
 
-// validateStreamName rejects what the server would: an empty name, or one
-// holding whitespace, '.', '*', '>' or a path separator.
-func validateStreamName(what, name string) error {
-	if name == "" {
-		return invalidArgument("empty %s name", what)
-	}
-	for i := 0; i < len(name); i++ {
-		switch b := name[i]; {
-		case b <= ' ' || b == 0x7f:
-			return invalidArgument("%s name %q: whitespace or control character at byte %d", what, name, i)
-		case b == '.' || b == '*' || b == '>' || b == '/' || b == '\\':
-			return invalidArgument("%s name %q: %q at byte %d is not allowed", what, name, b, i)
-		}
-	}
-	return nil
-}
-
 // CreateStream creates the stream cfg describes, or updates it when it exists
 // with another configuration, and returns a handle to it. The handle follows
 // the client to each new connection (consumers obtained from it do not: use
 // Consume).
 func (c *Client) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	if err := validateStreamName("stream", cfg.Name); err != nil {
+	if err := wire.ValidateStreamName("stream", cfg.Name); err != nil {
 		return nil, err
 	}
 	st, s, err := jsOnce(c, ctx, fmt.Sprintf("create stream %q", cfg.Name), func(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
@@ -238,7 +222,7 @@ func (c *Client) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (
 // error matching jetstream.ErrStreamNotFound. The handle follows the client to
 // each new connection.
 func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	if err := validateStreamName("stream", name); err != nil {
+	if err := wire.ValidateStreamName("stream", name); err != nil {
 		return nil, err
 	}
 	h := c.newStreamHandle(name)
@@ -251,7 +235,7 @@ func (c *Client) Stream(ctx context.Context, name string) (jetstream.Stream, err
 // DeleteStream deletes the stream name and its messages. A missing stream is
 // an error matching jetstream.ErrStreamNotFound.
 func (c *Client) DeleteStream(ctx context.Context, name string) error {
-	if err := validateStreamName("stream", name); err != nil {
+	if err := wire.ValidateStreamName("stream", name); err != nil {
 		return err
 	}
 	_, _, err := jsOnce(c, ctx, fmt.Sprintf("delete stream %q", name), func(ctx context.Context, js jetstream.JetStream) (struct{}, error) {
@@ -299,14 +283,14 @@ func (c *Client) PublishToStream(ctx context.Context, subject string, data []byt
 // the breaker.
 func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
-		return nil, invalidArgument("publish to stream: nil message")
+		return nil, errs.InvalidArgument("publish to stream: nil message")
 	}
 	if err := checkCall(ctx, msg.Subject); err != nil {
 		return nil, err
 	}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
+			return nil, errs.InvalidArgument("publish to stream %q: option %d is nil", msg.Subject, i)
 		}
 	}
 	root := c
@@ -320,7 +304,7 @@ func (c *Client) PublishMsgToStream(ctx context.Context, msg *nats.Msg, opts ...
 		msg.Header = nats.Header{}
 	}
 	if msg.Header.Get(jetstream.MsgIDHeader) == "" {
-		msg.Header.Set(jetstream.MsgIDHeader, newMsgID())
+		msg.Header.Set(jetstream.MsgIDHeader, wire.NewMsgID())
 	}
 	t := c.tel
 	if t == nil {
@@ -363,21 +347,21 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 				return ack, nil
 			}
 			if errors.Is(err, nats.ErrMaxPayload) {
-				return nil, failed(attempt, overMaxPayload(len(msg.Data), headerLen(msg.Header), s.conn.MaxPayload(), err))
+				return nil, failed(attempt, overMaxPayload(len(msg.Data), wire.HeaderLen(msg.Header), s.conn.MaxPayload(), err))
 			}
 			c.report(s, err)
-			if noResponders(err) && ctx.Err() == nil {
+			if classify.NoResponders(err) && ctx.Err() == nil {
 				if ferr := c.noStreamAnswered(ctx, s, subject, err); ferr != nil {
 					return nil, failed(attempt, ferr)
 				}
 			}
 		}
-		if !transient(err) || ctx.Err() != nil {
+		if !classify.Transient(err) || ctx.Err() != nil {
 			return nil, failed(attempt, err)
 		}
 		c.opts.log(slog.LevelDebug, "publish to stream: no acknowledgement; sending again", slog.String("subject", subject),
 			attemptAttr(attempt), slog.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), errAttr(err))
-		if werr := sleepCtx(ctx, backoff(publishRetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(publishRetryDelay, attempt)); werr != nil {
 			return nil, failed(attempt, fmt.Errorf("%w; then %w", err, werr))
 		}
 	}
@@ -386,13 +370,13 @@ func (c *Client) publishToStream(ctx context.Context, msg *nats.Msg, opts []jets
 // checkStreamPub refuses a publish to a stream whose HPUB line would be over
 // MaxControlLine on the connection of s: the reply subject is an inbox of
 // that connection, and JetStream's publish options may add headers as it is
-// sent (see pubLineLen). Without a connection there is nothing to measure:
+// sent (see wire.PubLineLen). Without a connection there is nothing to measure:
 // the publish is refused anyway, as not connected.
 func checkStreamPub(s *snapshot, msg *nats.Msg) error {
-	if len(msg.Subject) <= longSubject || s.conn == nil {
+	if len(msg.Subject) <= wire.LongSubject || s.conn == nil {
 		return nil
 	}
-	return checkPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
+	return wire.CheckPub(msg.Subject, s.conn.NewRespInbox(), len(msg.Data), true)
 }
 
 // noStreamAnswered is asked when a publish to subject found no responders.
@@ -422,93 +406,9 @@ func (c *Client) noStreamAnswered(ctx context.Context, s *snapshot, subject stri
 	return nil
 }
 
-// noResponders reports whether a request found nobody to receive it: the
-// stream or bucket it was for does not exist, or has no leader at the moment.
-// Nothing was done with it.
-func noResponders(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-}
-
 // publishRetryDelay is PublishToStream's first wait before sending a message
 // again; it doubles with each retry, with jitter.
 const publishRetryDelay = 50 * time.Millisecond
-
-// errDuplicateInProcess is the server's answer to a message whose ID
-// matches one it is still storing (nats-server's
-// JSStreamDuplicateMessageConflict).
-const errDuplicateInProcess jetstream.ErrorCode = 10158
-
-// duplicateInProcess reports whether the server answered a resend with
-// "duplicate message id is in process": the first copy, under the same ID,
-// is still being stored.
-func duplicateInProcess(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == errDuplicateInProcess
-}
-
-// maybeSent reports whether a failed JetStream request may nevertheless
-// have reached the server and been acted on, because no answer came: a
-// timeout, a lost connection, the caller giving up. An answer from the
-// server (an API error), no responders (nobody received it) and a request
-// refused before it was sent (bad input, a payload over max_payload, the
-// breaker, a closed client) say for sure that nothing was done, with one
-// exception: "duplicate message id is in process" answers a resend while
-// the first copy, under the same ID, is being stored. That copy may land,
-// so the outcome is still open (found by the linearizability check,
-// reliability/linearizable_kv_test.go).
-func maybeSent(err error) bool {
-	var apiErr *jetstream.APIError
-	switch {
-	case duplicateInProcess(err):
-		return true
-	case errors.As(err, &apiErr), noResponders(err),
-		errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrCircuitOpen),
-		errors.Is(err, ErrClosed), errors.Is(err, ErrNotConnected),
-		errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadSubject),
-		errors.Is(err, nats.ErrInvalidMsg), errors.Is(err, nats.ErrBadHeaderMsg),
-		errors.Is(err, jetstream.ErrInvalidKey), errors.Is(err, jetstream.ErrInvalidOption),
-		errors.Is(err, jetstream.ErrInvalidJSAck):
-		return false
-	}
-	return true
-}
-
-// transient reports whether a request that failed without an answer is worth
-// sending again: it timed out, found no responder (JetStream not ready yet
-// after a restart), the connection failed, or the supervisor is dialling a
-// new one. "Duplicate message id is in process" is one answer that is worth
-// it too: a message sent again under the same ID, once the first copy is
-// stored, is acknowledged as a duplicate of it. The open breaker and a closed
-// client are final: a call fails fast then, rather than retry until its
-// budget ends.
-func transient(err error) bool {
-	if errors.Is(err, ErrCircuitOpen) || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidArgument) {
-		return false
-	}
-	return errors.Is(err, ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		duplicateInProcess(err) || isTransportFailure(err)
-}
-
-// msgIDPrefix makes message IDs unique across processes, and msgIDSeq
-// within this one: a message ID costs an atomic add, not a read of the
-// system's random source per write. The server counts headers toward a
-// bucket's MaxValueSize, so an ID is as short as uniqueness allows: 72
-// random bits drawn once per process (12 characters), then the sequence in
-// base 36 (1 character for the first 35 IDs, 6 up to two billion).
-var (
-	msgIDPrefix = randomPrefix()
-	msgIDSeq    atomic.Uint64
-)
-
-func randomPrefix() string {
-	var b [9]byte
-	_, _ = crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// newMsgID returns a new message ID for the Nats-Msg-Id header.
-func newMsgID() string { return msgIDPrefix + strconv.FormatUint(msgIDSeq.Add(1), 36) }
 
 // kvStreamName is the name of the stream behind bucket.
 func kvStreamName(bucket string) string { return "KV_" + bucket }

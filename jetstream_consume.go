@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -45,7 +47,7 @@ type Consumption struct {
 // are retried with backoff and logged.
 func (c *Client) Consume(ctx context.Context, stream, consumer string, handler func(jetstream.Msg) error) (*Consumption, error) {
 	if handler == nil {
-		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+		return nil, errs.InvalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
 	return c.ConsumeFunc(ctx, stream, consumer, func(_ context.Context, msg jetstream.Msg) error { return handler(msg) })
 }
@@ -60,14 +62,14 @@ func (c *Client) Consume(ctx context.Context, stream, consumer string, handler f
 // messaging.destination.name attribute. Without telemetry ctx is
 // context.Background().
 func (c *Client) ConsumeFunc(ctx context.Context, stream, consumer string, handler func(context.Context, jetstream.Msg) error) (*Consumption, error) {
-	if err := validateStreamName("stream", stream); err != nil {
+	if err := wire.ValidateStreamName("stream", stream); err != nil {
 		return nil, err
 	}
-	if err := validateStreamName("consumer", consumer); err != nil {
+	if err := wire.ValidateStreamName("consumer", consumer); err != nil {
 		return nil, err
 	}
 	if handler == nil {
-		return nil, invalidArgument("consume %s/%s: nil handler", stream, consumer)
+		return nil, errs.InvalidArgument("consume %s/%s: nil handler", stream, consumer)
 	}
 	cs := &Consumption{stream: stream, consumer: consumer, handler: handler, span: consumeSpanName(stream, consumer)}
 	cs.follower = follower[struct{}]{c: c, what: fmt.Sprintf("consume %s/%s", stream, consumer), start: cs.start}

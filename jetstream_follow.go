@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/c360/natsclient/internal/backoff"
 )
 
 // A follower keeps something running on the client's current connection (a
@@ -162,7 +164,7 @@ func (f *follower[E]) run(ctx context.Context, events <-chan StateChange, relink
 			endSession()
 			failures++
 			f.c.opts.log(slog.LevelWarn, "resuming on the new connection failed; retrying", slog.String("what", f.what), errAttr(err))
-			retry.Reset(backoff(f.c.opts.reconnectWait, failures))
+			retry.Reset(backoff.Delay(f.c.opts.reconnectWait, failures))
 			continue
 		}
 		cur, endCur, gen, failures, stale = next, endSession, s.gen, 0, false

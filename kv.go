@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -136,7 +138,7 @@ func (c *Client) NewKVStore(bucket jetstream.KeyValue, opts ...func(*KVOptions))
 	case nil:
 		kv.bucket = c.newBucketHandle("")
 		if kv.err == nil {
-			kv.err = invalidArgument("NewKVStore: nil bucket")
+			kv.err = errs.InvalidArgument("NewKVStore: nil bucket")
 		}
 	case *bucketHandle:
 		if h.c == c {
@@ -335,7 +337,7 @@ func (kv *KVStore) Watch(ctx context.Context, pattern string, opts ...jetstream.
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern),
 			err: fmt.Errorf("%w: %w", err, jetstream.ErrInvalidKey)}
 	}
-	if err := tooLong(kv.bucket.name, "pattern", pattern); err != nil {
+	if err := wire.TooLong(kv.bucket.name, "pattern", pattern); err != nil {
 		return nil, &kvError{op: "watch", bucket: kv.bucket.name, key: shortKey(pattern), err: err}
 	}
 	w, err := newKVWatcher(ctx, kv.bucket, []string{pattern}, opts)

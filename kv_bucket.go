@@ -4,54 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// keyLineOverhead is what the longest protocol line sent for one key holds
-// besides the key and the bucket's name, which it holds twice. That line is
-// a watch's consumer creation, longer than a put's or a direct get's:
-//
-//	HPUB $JS.API.CONSUMER.CREATE.KV_<bucket>.<name>.$KV.<bucket>.<key> <reply> <header size> <size>\r\n
-//
-// with a consumer name of 22 characters, a reply subject of up to 64 (nats.go
-// uses 38) and up to ten digits for each size.
-const keyLineOverhead = len("HPUB $JS.API.CONSUMER.CREATE.KV_") + len(".") + 22 + len(".$KV.") + len(".") +
-	len(" ") + 64 + len(" ") + 10 + len(" ") + 10 + len("\r\n")
-
-// maxKeyLen is the longest key that bucket can hold: one whose requests fit
-// the server's control line.
-func maxKeyLen(bucket string) int { return MaxControlLine - keyLineOverhead - 2*len(bucket) }
-
-// tooLong refuses a key or watch pattern too long for bucket ("": any
-// bucket) with an error naming the limit.
-func tooLong(bucket, what, key string) error {
-	limit, in := maxKeyLen(bucket), "any bucket"
-	if bucket == "" {
-		limit = maxKeyLen("b")
-	}
-	if len(key) <= limit {
-		return nil
-	}
-	if bucket != "" {
-		in = fmt.Sprintf("bucket %q", bucket)
-	}
-	return fmt.Errorf("%w: %s %q… of %d bytes: longer than the %d bytes it may have in %s, "+
-		"so that the requests on it fit the server's control-line limit of %d bytes: %w",
-		ErrInvalidArgument, what, namedPrefix(key), len(key), limit, in, MaxControlLine, jetstream.ErrInvalidKey)
-}
-
-// namedPrefix is what an overlong key's error quotes of it: its first 40
-// bytes, cut at a character boundary, enough to recognise it without a 4 KB
-// line in a log.
-func namedPrefix(key string) string {
-	cut := min(len(key), 40)
-	for cut > 0 && cut < len(key) && !utf8.RuneStart(key[cut]) {
-		cut--
-	}
-	return key[:cut]
-}
 
 // ValidateKey reports whether key can name a Key-Value entry: not empty, made
 // of letters, digits and - / _ = . only, without a leading or trailing dot or
@@ -59,64 +15,12 @@ func namedPrefix(key string) string {
 // server's control line of 4096 bytes in a bucket with a one-character name
 // (a KVStore checks against its own bucket's name). The error matches
 // ErrInvalidArgument and jetstream.ErrInvalidKey, and says what is wrong.
-func ValidateKey(key string) error { return validateKey("", key) }
-
-// validateKey is ValidateKey for a key in bucket ("": the shortest name).
-func validateKey(bucket, key string) error {
-	if err := tooLong(bucket, "key", key); err != nil {
-		return err
-	}
-	why := ""
-	switch {
-	case key == "":
-		why = "empty key"
-	case key[0] == '.':
-		why = "starts with '.'"
-	case key[len(key)-1] == '.':
-		why = "ends with '.'"
-	default:
-		for i := 0; i < len(key); i++ {
-			b := key[i]
-			if b == '.' && key[i+1] == '.' { // the last byte is not '.'
-				why = fmt.Sprintf("empty token (\"..\") at byte %d", i)
-				break
-			}
-			if !keyByte(b) {
-				why = fmt.Sprintf("character %q at byte %d is not allowed (letters, digits and - / _ = . are)", b, i)
-				break
-			}
-		}
-	}
-	if why == "" {
-		return nil
-	}
-	return fmt.Errorf("%w: key %q: %s: %w", ErrInvalidArgument, key, why, jetstream.ErrInvalidKey)
-}
-
-func keyByte(b byte) bool {
-	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
-		b == '-' || b == '/' || b == '_' || b == '=' || b == '.'
-}
+func ValidateKey(key string) error { return wire.ValidateKey("", key) }
 
 // ValidateBucketName reports whether name can name a Key-Value bucket: not
 // empty, made of letters, digits, - and _ only. The error matches
 // ErrInvalidArgument and jetstream.ErrInvalidBucketName.
-func ValidateBucketName(name string) error {
-	why := ""
-	if name == "" {
-		why = "empty bucket name"
-	}
-	for i := 0; i < len(name) && why == ""; i++ {
-		b := name[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
-			why = fmt.Sprintf("character %q at byte %d is not allowed (letters, digits, - and _ are)", b, i)
-		}
-	}
-	if why == "" {
-		return nil
-	}
-	return fmt.Errorf("%w: bucket %q: %s: %w", ErrInvalidArgument, name, why, jetstream.ErrInvalidBucketName)
-}
+func ValidateBucketName(name string) error { return wire.ValidateBucketName(name) }
 
 // kvBinding is a bucket bound to one connection: jetstream's KeyValue for
 // reads, watches and deletes, the stream behind it for raw reads with
@@ -230,7 +134,7 @@ func kvCall[T any](h *bucketHandle, ctx context.Context, fn func(jetstream.KeyVa
 // control line is refused before anything is sent: jetstream would send it,
 // and the server close the connection.
 func keyCall[T any](h *bucketHandle, ctx context.Context, key string, fn func(jetstream.KeyValue) (T, error)) (T, error) {
-	if err := tooLong(h.name, "key", key); err != nil {
+	if err := wire.TooLong(h.name, "key", key); err != nil {
 		var zero T
 		return zero, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
 	}
@@ -286,7 +190,7 @@ func (h *bucketHandle) Purge(ctx context.Context, key string, opts ...jetstream.
 // connection, and a Close called by the goroutine that reads its updates
 // returns. Its Stop returns nil, also after ctx ended.
 func (h *bucketHandle) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	if err := tooLong(h.name, "key", keys); err != nil {
+	if err := wire.TooLong(h.name, "key", keys); err != nil {
 		return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
 	}
 	return h.watch(ctx, []string{keys}, opts)
@@ -298,7 +202,7 @@ func (h *bucketHandle) WatchAll(ctx context.Context, opts ...jetstream.WatchOpt)
 
 func (h *bucketHandle) WatchFiltered(ctx context.Context, keys []string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
 	for _, key := range keys {
-		if err := tooLong(h.name, "key", key); err != nil {
+		if err := wire.TooLong(h.name, "key", key); err != nil {
 			return nil, fmt.Errorf("natsclient: key-value bucket %q: %w", h.name, err)
 		}
 	}

@@ -3,6 +3,8 @@ package natsclient
 import (
 	"context"
 	"time"
+
+	"github.com/c360/natsclient/internal/wire"
 )
 
 // A KVStore call's start, and the time it has.
@@ -40,7 +42,7 @@ func (kv *KVStore) checkKey(ctx context.Context, op, key string) error {
 	if kv.err != nil {
 		return kv.err
 	}
-	if err := validateKey(kv.bucket.name, key); err != nil {
+	if err := wire.ValidateKey(kv.bucket.name, key); err != nil {
 		return &kvError{op: op, bucket: kv.bucket.name, key: shortKey(key), err: err}
 	}
 	return kv.check(ctx)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -49,18 +49,7 @@ func IsKVNotFoundError(err error) bool {
 // 10164 (the latter from replicated buckets). It never looks at message text.
 func IsKVConflictError(err error) bool {
 	return err != nil && (errors.Is(err, ErrKVRevisionMismatch) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
-		errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err))
-}
-
-// isWrongLastSequence reports whether the server refused a write because the
-// subject was not at the expected sequence, by error code.
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+		errors.Is(err, jetstream.ErrKeyExists) || classify.WrongLastSequence(err))
 }
 
 // kvError is the error of a KVStore call: it names the operation, bucket and
@@ -99,13 +88,6 @@ func sentinelText(err error) string {
 	return s
 }
 
-// streamMissing reports whether err says a stream does not exist, in
-// jetstream's words or in those of nats.go's older JetStream API (which
-// jetstream's watchers still use).
-func streamMissing(err error) bool {
-	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrStreamNotFound)
-}
-
 // shortKey is a key as an error names it: a key too long to be valid is cut
 // to its first 64 bytes, so the message stays readable.
 func shortKey(key string) string {
@@ -138,10 +120,10 @@ func (kv *KVStore) classify(op, key string, create bool, err error) error {
 	}
 	e := &kvError{op: op, bucket: kv.bucket.name, key: key, err: err}
 	switch {
-	case streamMissing(err) && !errors.Is(err, jetstream.ErrBucketNotFound):
+	case classify.StreamMissing(err) && !errors.Is(err, jetstream.ErrBucketNotFound):
 		// The stream behind the bucket is gone: say so in the bucket's terms.
 		e.err = fmt.Errorf("%w (%w)", jetstream.ErrBucketNotFound, err)
-	case isWrongLastSequence(err):
+	case classify.WrongLastSequence(err):
 		e.sentinels = []error{ErrKVRevisionMismatch}
 		if create && errors.Is(err, jetstream.ErrKeyExists) {
 			e.err = fmt.Errorf("%w: key exists", err) // code 10071 matches already; nats.go's words

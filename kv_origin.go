@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -138,7 +139,7 @@ func (o *kvOrigin) originStream(ctx context.Context) (jetstream.Stream, error) {
 // unreachable turns "nobody answered" from a remote origin into an
 // *unreachableError; other errors pass as they are.
 func (o *kvOrigin) unreachable(err error) error {
-	if o.remote && (noResponders(err) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
+	if o.remote && (classify.NoResponders(err) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)) {
 		return &unreachableError{what: o.where, cause: err}
 	}
 	return err
@@ -175,7 +176,7 @@ func (o *kvOrigin) msgAfter(ctx context.Context, key string, seq uint64) (*jetst
 // the origin can be reached at all: an *unreachableError when nobody answers
 // for it, nil when it answers (the write may be tried again).
 func (o *kvOrigin) check(ctx context.Context, err error) error {
-	if !o.remote || !noResponders(err) {
+	if !o.remote || !classify.NoResponders(err) {
 		return nil
 	}
 	if _, serr := o.js.Stream(ctx, o.stream); serr != nil {
@@ -205,7 +206,7 @@ func inDomain(js jetstream.JetStream, err error) string {
 // domain or API prefix, when asking for its stream met nobody either: the
 // domain cannot be reached. nil otherwise.
 func (o *kvOrigin) homeUnreachable(err, serr error) error {
-	if o.prefixed && (noResponders(serr) || errors.Is(serr, jetstream.ErrJetStreamNotEnabled)) {
+	if o.prefixed && (classify.NoResponders(serr) || errors.Is(serr, jetstream.ErrJetStreamNotEnabled)) {
 		return &unreachableError{what: o.home, cause: err}
 	}
 	return nil

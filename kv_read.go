@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -56,13 +58,13 @@ func (kv *KVStore) retryRead(ctx context.Context, bound attemptBound, read func(
 				}
 			}
 		}
-		if err == nil || !transient(err) {
+		if err == nil || !classify.Transient(err) {
 			return err
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (after %d attempts: %w)", context.Cause(ctx), attempt, err)
 		}
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 			return fmt.Errorf("%w (after %d attempts: %w)", werr, attempt, err)
 		}
 	}
@@ -74,7 +76,7 @@ func (kv *KVStore) retryRead(ctx context.Context, bound attemptBound, read func(
 // waiting for. It asks the server which, and returns the error to end the
 // call with, or nil to go on.
 func (kv *KVStore) bucketGone(ctx context.Context, b *kvBinding, err error) error {
-	if !noResponders(err) || ctx.Err() != nil {
+	if !classify.NoResponders(err) || ctx.Err() != nil {
 		return nil
 	}
 	actx, cancel := kv.c.attemptCtx(ctx)

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+
+	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/errs"
 )
 
 // Updates: read a key, change what it holds, and write the result back on
@@ -38,7 +41,7 @@ import (
 // ErrKVUnknownOutcome.
 func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(current []byte) ([]byte, error)) (uint64, error) {
 	if fn == nil {
-		return 0, invalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
+		return 0, errs.InvalidArgument("kv update %s/%s: nil update function", kv.bucket.name, key)
 	}
 	return kv.update(ctx, "update", key, func(cur []byte, _ uint64) ([]byte, error) { return fn(cur) })
 }
@@ -58,7 +61,7 @@ func (kv *KVStore) UpdateWithRetry(ctx context.Context, key string, fn func(curr
 // is not called and the value is left as it is.
 func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[string]any) error) error {
 	if fn == nil {
-		return invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+		return errs.InvalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
 	}
 	_, err := kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
 		obj := map[string]any{}
@@ -94,10 +97,10 @@ func (kv *KVStore) UpdateJSON(ctx context.Context, key string, fn func(map[strin
 // and UpdateJSONAs as the zero T.
 func UpdateJSONAs[T any](ctx context.Context, kv *KVStore, key string, fn func(*T) error) (uint64, error) {
 	if kv == nil {
-		return 0, invalidArgument("UpdateJSONAs: nil *KVStore")
+		return 0, errs.InvalidArgument("UpdateJSONAs: nil *KVStore")
 	}
 	if fn == nil {
-		return 0, invalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
+		return 0, errs.InvalidArgument("kv update json %s/%s: nil update function", kv.bucket.name, key)
 	}
 	return kv.update(ctx, "update json", key, func(cur []byte, rev uint64) ([]byte, error) {
 		var v T
@@ -160,7 +163,7 @@ func (kv *KVStore) retryOnConflict(bg *budget, w *kvWrite, op, key string, next 
 			return 0, kv.maxRetriesError(op, key, attempt, err)
 		}
 		w.conflict(attempt)
-		if werr := sleepCtx(ctx, backoff(kv.opts.RetryDelay, attempt)); werr != nil {
+		if werr := backoff.Sleep(ctx, backoff.Delay(kv.opts.RetryDelay, attempt)); werr != nil {
 			return 0, &kvError{op: op, bucket: kv.bucket.name, key: key,
 				err: fmt.Errorf("stopped after %d attempts: %w; the last attempt: %w", attempt, werr, err)}
 		}

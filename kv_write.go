@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"strconv"
 
+	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -91,7 +94,7 @@ type inflight struct {
 }
 
 func (kv *KVStore) newInflight(req writeReq) inflight {
-	id := newMsgID()
+	id := wire.NewMsgID()
 	msg := &nats.Msg{Data: req.value, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if req.cas {
@@ -137,7 +140,7 @@ func (w *inflight) deliver(bg *budget) (rev uint64, maybeStored bool, err error)
 			w.id = ""
 			w.msg.Header.Del(jetstream.MsgIDHeader)
 			w.attempt++
-		case noResponders(err):
+		case classify.NoResponders(err):
 			// Nobody received it: nothing can have been stored.
 			if unreachable := b.origin.check(ctx, err); unreachable != nil {
 				return 0, false, w.kv.classify(req.op, req.key, req.create, unreachable)
@@ -148,7 +151,7 @@ func (w *inflight) deliver(bg *budget) (rev uint64, maybeStored bool, err error)
 			if werr := w.wait(bg); werr != nil {
 				return 0, false, w.kv.classify(req.op, req.key, req.create, fmt.Errorf("%w; then %w", err, werr))
 			}
-		case maybeSent(err):
+		case classify.MaybeSent(err):
 			return 0, true, err
 		default:
 			return 0, false, w.kv.classify(req.op, req.key, req.create, err)
@@ -238,7 +241,7 @@ func (w *inflight) bound(bg *budget) (*snapshot, *kvBinding, error) {
 		if err == nil {
 			return s, b, nil
 		}
-		if !transient(err) || ctx.Err() != nil || w.wait(bg) != nil {
+		if !classify.Transient(err) || ctx.Err() != nil || w.wait(bg) != nil {
 			return nil, nil, err
 		}
 	}
@@ -264,7 +267,7 @@ func (w *inflight) send(bg *budget, s *snapshot, b *kvBinding) (*jetstream.PubAc
 // attempts made so far, or until the budget ends: it returns the budget's
 // cause then.
 func (w *inflight) wait(bg *budget) error {
-	err := sleepCtx(bg.context(), backoff(w.kv.opts.RetryDelay, w.attempt))
+	err := backoff.Sleep(bg.context(), backoff.Delay(w.kv.opts.RetryDelay, w.attempt))
 	w.attempt++
 	return err
 }
@@ -350,7 +353,7 @@ func (w *inflight) tooLarge(ctx context.Context, b *kvBinding, err error) error 
 	cancel()
 	return &kvError{op: w.req.op, bucket: w.kv.bucket.name, key: w.req.key, err: fmt.Errorf(
 		"%w: value of %d bytes plus %d bytes of headers exceed %s; the server refused it: %w",
-		ErrInvalidArgument, len(w.req.value), headerLen(w.msg.Header), limit, err)}
+		ErrInvalidArgument, len(w.req.value), wire.HeaderLen(w.msg.Header), limit, err)}
 }
 
 // unknownOutcome is the error of a write whose fate cannot be known.

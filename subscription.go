@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -65,7 +67,7 @@ func (c *Client) Subscribe(subject string, handler nats.MsgHandler) (*Subscripti
 // QueueSubscribe is Subscribe as a member of a queue group: each message goes
 // to one member of the group.
 func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
-	if err := validateQueue(queue); err != nil {
+	if err := wire.ValidateQueue(queue); err != nil {
 		return nil, err
 	}
 	return c.subscribe(subject, queue, handler)
@@ -73,7 +75,7 @@ func (c *Client) QueueSubscribe(subject, queue string, handler nats.MsgHandler) 
 
 func (c *Client) subscribe(subject, queue string, handler nats.MsgHandler) (*Subscription, error) {
 	if handler == nil {
-		return nil, invalidArgument("nil message handler for subject %q", subject)
+		return nil, errs.InvalidArgument("nil message handler for subject %q", subject)
 	}
 	return c.subscribeWith(subject, queue, handler, nil)
 }
@@ -82,7 +84,7 @@ func (c *Client) subscribeWith(subject, queue string, handler nats.MsgHandler, f
 	if err := ValidateSubscribeSubject(subject); err != nil {
 		return nil, err
 	}
-	if err := checkLine(subject, "SUB", subLineLen(subject, queue)); err != nil {
+	if err := wire.CheckLine(subject, "SUB", wire.SubLineLen(subject, queue)); err != nil {
 		return nil, err
 	}
 	sub := &Subscription{client: c, subject: subject, queue: queue, handler: handler, fn: fn}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/c360/natsclient/internal/backoff"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -368,7 +370,7 @@ func (s *supervisor) handleDialResult(r dialResult) {
 // it ErrPermanent when it is.
 func (s *supervisor) dialError(what string, err error) (_ error, permanent bool) {
 	err = redactError(err, s.servers)
-	permanent = isPermanent(err)
+	permanent = classify.Permanent(err)
 	level := slog.LevelDebug
 	if permanent {
 		level = slog.LevelError
@@ -404,7 +406,7 @@ func (s *supervisor) dialFailed(err error) {
 		s.announce(err) // Disconnected
 		return
 	}
-	s.planDial(now, now.Add(aligned(now, around(s.c.opts.reconnectWait))))
+	s.planDial(now, now.Add(backoff.Aligned(now, backoff.Around(s.c.opts.reconnectWait))))
 }
 
 // install makes nc the client's connection and re-establishes every
@@ -577,7 +579,7 @@ func (s *supervisor) handleRound(r roundReport) {
 		s.m.breaker.beginProbe(now) // when it is due: the failed attempt was the probe
 		s.failure(err)
 	}
-	r.reply <- aligned(now, dialWait(s.m.breaker.state, s.m.breaker.untilProbe(now), s.c.opts.reconnectWait, around))
+	r.reply <- backoff.Aligned(now, dialWait(s.m.breaker.state, s.m.breaker.untilProbe(now), s.c.opts.reconnectWait, backoff.Around))
 }
 
 // connectionClosed handles the end of the current connection: the end of a
@@ -602,7 +604,7 @@ func (s *supervisor) connectionClosed() {
 	now := time.Now()
 	s.enter(idle, time.Time{})
 	s.failure(cause)
-	s.planDial(now, now.Add(aligned(now, around(s.c.opts.reconnectWait))))
+	s.planDial(now, now.Add(backoff.Aligned(now, backoff.Around(s.c.opts.reconnectWait))))
 }
 
 func (s *supervisor) handleClose(cmd closeCmd) {
@@ -695,7 +697,7 @@ func (s *supervisor) handleSubscribe(cmd subscribeCmd) {
 	}
 	sub := cmd.sub
 	if s.conn != nil {
-		if err := sub.attach(s.conn); err != nil && !isTransportFailure(err) {
+		if err := sub.attach(s.conn); err != nil && !classify.TransportFailure(err) {
 			cmd.reply <- fmt.Errorf("natsclient: subscribe %q: %w", sub.subject, err)
 			return
 		}
@@ -726,7 +728,7 @@ func (s *supervisor) dropSub(sub *Subscription, drain bool) error {
 	} else {
 		err = inner.Unsubscribe()
 	}
-	if err != nil && !isTransportFailure(err) && !errors.Is(err, nats.ErrBadSubscription) {
+	if err != nil && !classify.TransportFailure(err) && !errors.Is(err, nats.ErrBadSubscription) {
 		return fmt.Errorf("natsclient: unsubscribe %q: %w", sub.subject, err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/c360/natsclient/internal/errs"
+	"github.com/c360/natsclient/internal/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -93,12 +95,12 @@ func (c *Client) SubscribeFunc(subject string, handler MsgFunc) (*Subscription, 
 // queue makes a plain subscription, as SubscribeFunc does.
 func (c *Client) QueueSubscribeFunc(subject, queue string, handler MsgFunc) (*Subscription, error) {
 	if queue != "" {
-		if err := validateQueue(queue); err != nil {
+		if err := wire.ValidateQueue(queue); err != nil {
 			return nil, err
 		}
 	}
 	if handler == nil {
-		return nil, invalidArgument("nil message handler for subject %q", subject)
+		return nil, errs.InvalidArgument("nil message handler for subject %q", subject)
 	}
 	return c.subscribeWith(subject, queue, func(m *nats.Msg) { handler(context.Background(), m) }, handler)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkWakeGrid measures why the client ends its reconnect waits on a
-// 100 ms grid (natsclient's aligned, docs/design.md "The rule"): the CPU a
+// 100 ms grid (backoff.Aligned in internal/backoff, docs/design.md "The rule"): the CPU a
 // process spends per failed dial depends on how its dials are spread in
 // time, because each wakeup of an idle process costs more than the dial.
 // 1000 goroutines, one per client, each dial a listener that resets every

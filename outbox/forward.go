@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/internal/backoff"
 	"github.com/c360/natsclient/internal/capture"
+	"github.com/c360/natsclient/internal/classify"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -108,7 +109,9 @@ type forwarder struct {
 
 	dupWindows map[string]time.Duration   // subject → its stream's duplicate window
 	findings   map[string]capture.Finding // subject → what its "no responders" meant, this round
-	backoff    time.Duration
+	// faults counts the rounds ended by a fault since the last
+	// acknowledgement: the pause before the next round doubles with each.
+	faults int
 	// waiting mirrors Stats.Waiting != "", so that an acknowledgement
 	// costs no atomic load to find that there is nothing to clear.
 	waiting bool
@@ -168,7 +171,6 @@ func newForwarder(ob *Outbox, ctx context.Context, states <-chan natsclient.Stat
 		prevSent:   prevSent,
 		prevAt:     prevAt,
 		dupWindows: make(map[string]time.Duration),
-		backoff:    minBackoff,
 		idHeader:   nats.Header{jetstream.MsgIDHeader: []string{""}},
 	}
 }
@@ -194,15 +196,16 @@ func (f *forwarder) run() {
 			// flush that times out counts against its breaker.
 			_ = f.client.Flush(f.ctx)
 		}
+		pause := backoff.Doubled(minBackoff, f.faults, maxBackoff)
 		if errors.Is(err, errStorage) {
-			f.log.Error("outbox: forwarding stopped by the file; retrying", "err", err, "after", f.backoff)
+			f.log.Error("outbox: forwarding stopped by the file; retrying", "err", err, "after", pause)
 		}
 		if !errors.Is(err, errPaused) {
-			f.log.Debug("outbox: forwarding fault; resending from the first unacknowledged message", "err", err, "after", f.backoff)
-			if !f.pause(f.backoff) {
+			f.log.Debug("outbox: forwarding fault; resending from the first unacknowledged message", "err", err, "after", pause)
+			if backoff.Sleep(f.ctx, backoff.Jitter(pause)) != nil {
 				return
 			}
-			f.backoff = min(2*f.backoff, maxBackoff)
+			f.faults++
 		}
 	}
 }
@@ -302,19 +305,6 @@ func (f *forwarder) waitUsable() bool {
 		}
 	}
 	return true
-}
-
-// pause waits d, jittered, or until the outbox closes.
-func (f *forwarder) pause(d time.Duration) bool {
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-f.ctx.Done():
-		return false
-	}
 }
 
 // round forwards until a fault, a pause of the client, or Close (nil).
@@ -475,7 +465,7 @@ func (f *forwarder) send(rec *record) error {
 	}
 	msg := &nats.Msg{Subject: rec.subject, Header: header, Data: rec.data}
 	if _, err := f.js.PublishMsgAsync(msg, noRetry); err != nil {
-		if permanentSendError(err) {
+		if classify.Unsendable(err) {
 			f.deadLetter(rec, err)
 			return nil
 		}
@@ -518,7 +508,7 @@ func (f *forwarder) acknowledged(fl flight) {
 	delete(f.firstSent, fl.rec.seq)
 	f.acked = append(f.acked, fl.rec.seq)
 	f.ob.forwarded.Add(1)
-	f.backoff = minBackoff
+	f.faults = 0
 	f.opened = f.ob.opts.maxInFlight
 	if f.waiting {
 		f.going()
@@ -543,7 +533,7 @@ func (f *forwarder) refused(fl flight, err error) error {
 		default:
 			return fmt.Errorf("ack of %s: %s: %w", fl.rec.id, found.Explain(fl.rec.subject), err)
 		}
-	} else if !permanentRefusal(err) {
+	} else if !classify.StreamRefused(err) {
 		return fmt.Errorf("ack of %s: %w", fl.rec.id, err)
 	}
 	f.window = f.window[1:]

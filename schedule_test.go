@@ -3,41 +3,14 @@ package natsclient
 import (
 	"testing"
 	"time"
+
+	"github.com/c360/natsclient/internal/backoff"
 )
 
-// The wait rules are pure functions: randomness is injected as spread, time
+// The schedule is a pure function: randomness is injected as spread, time
 // as durations, so these tests need neither a clock nor a server.
 
-func TestJitterStaysWithinHalfAndAll(t *testing.T) {
-	for _, d := range []time.Duration{time.Second, 3, 2} {
-		for range 1000 {
-			if got := jitter(d); got < d/2 || got > d {
-				t.Fatalf("jitter(%v) = %v, want within [%v, %v]", d, got, d/2, d)
-			}
-		}
-	}
-	for _, d := range []time.Duration{0, 1, -time.Second} {
-		if got := jitter(d); got != max(d, 0) {
-			t.Fatalf("jitter(%v) = %v", d, got)
-		}
-	}
-}
-
-func TestBackoffDoublesToItsCap(t *testing.T) {
-	base := 10 * time.Millisecond
-	for attempt, ceiling := range map[int]time.Duration{1: base, 2: 2 * base, 4: 8 * base, 7: 64 * base, 40: 64 * base} {
-		for range 100 {
-			if got := backoff(base, attempt); got < ceiling/2 || got > ceiling {
-				t.Fatalf("backoff(%v, %d) = %v, want within [%v, %v]", base, attempt, got, ceiling/2, ceiling)
-			}
-		}
-	}
-	if backoff(0, 3) != 0 {
-		t.Fatal("backoff with no base waited")
-	}
-}
-
-// The three spreads that bound and centre jitter: the longest wait it can
+// The three spreads that bound and centre backoff.Jitter: the longest wait it can
 // draw, the shortest, and its mean.
 var (
 	spreadAll   = func(d time.Duration) time.Duration { return d }
@@ -73,8 +46,8 @@ func TestDialWait(t *testing.T) {
 // downServerSchedule plays a client against a server that stays down for
 // outage with the default options: the connection is lost at 0 (the first
 // failure), then each dial waits what dialWait says and fails, feeding the
-// breaker as the supervisor does. wait spreads the reconnect wait (around),
-// interval the breaker's interval (jitter). It returns the gaps between
+// breaker as the supervisor does. wait spreads the reconnect wait (backoff.Around),
+// interval the breaker's interval (backoff.Jitter). It returns the gaps between
 // dials.
 func downServerSchedule(wait, interval func(time.Duration) time.Duration, outage time.Duration) []time.Duration {
 	b := newBreaker(DefaultCircuitBreakerThreshold, DefaultReconnectWait, DefaultMaxBackoff)
@@ -96,7 +69,7 @@ func downServerSchedule(wait, interval func(time.Duration) time.Duration, outage
 	}
 }
 
-// The bounds and centre of around, as jitter's are above.
+// The bounds and centre of backoff.Around, as Jitter's are above.
 var (
 	aroundMost  = func(d time.Duration) time.Duration { return d * 5 / 4 }
 	aroundMean  = func(d time.Duration) time.Duration { return d }
@@ -135,64 +108,6 @@ func TestReconnectScheduleAgainstADownServer(t *testing.T) {
 	}
 }
 
-func TestAroundCentresOnTheWait(t *testing.T) {
-	for _, d := range []time.Duration{2 * time.Second, 4, 3} {
-		var sum time.Duration
-		for range 4000 {
-			got := around(d)
-			if got < d*3/4 || got > d*5/4 {
-				t.Fatalf("around(%v) = %v, want within [%v, %v]", d, got, d*3/4, d*5/4)
-			}
-			sum += got
-		}
-		if mean := sum / 4000; d == 2*time.Second && (mean < d*98/100 || mean > d*102/100) {
-			t.Fatalf("around(%v) averages %v, want %v within 2%%", d, mean, d)
-		}
-	}
-	for _, d := range []time.Duration{0, 1, -time.Second} {
-		if got := around(d); got != max(d, 0) {
-			t.Fatalf("around(%v) = %v", d, got)
-		}
-	}
-}
-
-// A wait of a second or more ends on the process's grid: never later than
-// drawn, at most one grid step earlier, and two waits ending in the same
-// step end at the same instant, which is what lets one process's clients
-// wake together. Shorter waits are left as drawn.
-func TestAlignedEndsOnTheGrid(t *testing.T) {
-	origin := time.Unix(1000, 37*int64(time.Millisecond))
-	now := time.Unix(2000, 0)
-	for _, d := range []time.Duration{time.Second, 1500 * time.Millisecond, 2*time.Second + 99*time.Millisecond, 6 * time.Second} {
-		for off := time.Duration(0); off < wakeGrid; off += 7 * time.Millisecond {
-			start := now.Add(off)
-			got := alignedOn(origin, start, d)
-			if got > d || got <= d-wakeGrid {
-				t.Fatalf("alignedOn(%v) from +%v = %v, want within (%v, %v]", d, off, got, d-wakeGrid, d)
-			}
-			if phase := start.Add(got).Sub(origin) % wakeGrid; phase != 0 {
-				t.Fatalf("alignedOn(%v) from +%v ends %v past a grid point", d, off, phase)
-			}
-		}
-	}
-	// Two clients whose waits end 30 ms apart within one step wake at once.
-	a := now.Add(alignedOn(origin, now, 2*time.Second+40*time.Millisecond))
-	b := now.Add(10 * time.Millisecond).Add(alignedOn(origin, now.Add(10*time.Millisecond), 2*time.Second+60*time.Millisecond))
-	if !a.Equal(b) {
-		t.Fatalf("waits ending in one grid step end at %v and %v", a, b)
-	}
-	for _, d := range []time.Duration{0, 20 * time.Millisecond, 999 * time.Millisecond} {
-		if got := alignedOn(origin, now, d); got != d {
-			t.Fatalf("alignedOn(%v) = %v, want it as drawn", d, got)
-		}
-	}
-	// An origin later than the end (no monotonic reading, a clock set back)
-	// still lands on the grid.
-	if got := alignedOn(now.Add(time.Hour+3*time.Millisecond), now, 2*time.Second); got > 2*time.Second || got <= 2*time.Second-wakeGrid {
-		t.Fatalf("alignedOn with a later origin = %v", got)
-	}
-}
-
 // Aligned, the schedule against a down server keeps its bounds: no gap over
 // WithMaxBackoff, none under half the reconnect wait less a grid step, and
 // the dials in a minute within the jitter's range.
@@ -204,8 +119,8 @@ func TestAlignedScheduleAgainstADownServer(t *testing.T) {
 		b.failure(now, errDial)
 		dials := 0
 		for {
-			wait := aligned(now, dialWait(b.state, b.untilProbe(now), DefaultReconnectWait, around))
-			if wait > DefaultMaxBackoff || wait <= DefaultReconnectWait/2-wakeGrid {
+			wait := backoff.Aligned(now, dialWait(b.state, b.untilProbe(now), DefaultReconnectWait, backoff.Around))
+			if wait > DefaultMaxBackoff || wait <= DefaultReconnectWait/2-backoff.WakeGrid {
 				t.Fatalf("gap %v after %d dials", wait, dials)
 			}
 			if now.Add(wait).Sub(start) >= time.Minute {

@@ -1,4 +1,4 @@
-package natsclient
+package wire
 
 import "testing"
 
@@ -46,22 +46,22 @@ func TestProtocolLineLengths(t *testing.T) {
 		got  int
 		line string
 	}{
-		{pubLineLen("a.b", "", 5, false), "PUB a.b 5\r\n"},
-		{pubLineLen("a.b", "_INBOX.x", 12345, false), "PUB a.b _INBOX.x 12345\r\n"},
-		{pubLineLen("a.b", "", 0, false), "PUB a.b 0\r\n"},
-		{pubLineLen("a.b", "r", 10, true), "HPUB a.b r 2147483647 2147483647\r\n"},
-		{pubLineLen("a.b", "", 0, true), "HPUB a.b 2147483647 2147483647\r\n"},
-		{subLineLen("a.>", ""), "SUB a.> 18446744073709551615\r\n"},
-		{subLineLen("a.>", "q"), "SUB a.> q 18446744073709551615\r\n"},
+		{PubLineLen("a.b", "", 5, false), "PUB a.b 5\r\n"},
+		{PubLineLen("a.b", "_INBOX.x", 12345, false), "PUB a.b _INBOX.x 12345\r\n"},
+		{PubLineLen("a.b", "", 0, false), "PUB a.b 0\r\n"},
+		{PubLineLen("a.b", "r", 10, true), "HPUB a.b r 2147483647 2147483647\r\n"},
+		{PubLineLen("a.b", "", 0, true), "HPUB a.b 2147483647 2147483647\r\n"},
+		{SubLineLen("a.>", ""), "SUB a.> 18446744073709551615\r\n"},
+		{SubLineLen("a.>", "q"), "SUB a.> q 18446744073709551615\r\n"},
 	} {
 		if tc.got != len(tc.line) {
 			t.Errorf("%q: counted %d bytes, the line has %d", tc.line, tc.got, len(tc.line))
 		}
 	}
-	if err := checkLine("a", "PUB", MaxControlLine); err != nil {
+	if err := CheckLine("a", "PUB", MaxControlLine); err != nil {
 		t.Errorf("a line of exactly MaxControlLine bytes refused: %v", err)
 	}
-	if err := checkLine("a", "PUB", MaxControlLine+1); err == nil {
+	if err := CheckLine("a", "PUB", MaxControlLine+1); err == nil {
 		t.Error("a line one byte over MaxControlLine accepted")
 	}
 }

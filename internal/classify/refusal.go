@@ -1,4 +1,4 @@
-package outbox
+package classify
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// permanentCodes are the JetStream error codes with which a stream refuses a
+// refusingCodes are the JetStream error codes with which a stream refuses a
 // message for the message's own sake: sending it again cannot succeed.
-var permanentCodes = map[jetstream.ErrorCode]string{
+var refusingCodes = map[jetstream.ErrorCode]string{
 	jetstream.JSErrCodeStreamMessageExceedsMaximum: "larger than the stream's limit",
 	// 10077 is answered on a publish only for a stream with the discard-new
 	// policy that is full (messages, bytes, or per subject) and for a
@@ -23,22 +23,23 @@ var permanentCodes = map[jetstream.ErrorCode]string{
 	jetstream.JSErrCodeStreamWrongLastSequenceConstant: "expected last sequence does not match",
 }
 
-// permanentRefusal classifies a stream's answer by its error code, never by
-// its text. Codes not listed (JetStream unavailable, no leader, timeouts)
-// are transient: the message is sent again.
-func permanentRefusal(err error) bool {
+// StreamRefused classifies a stream's answer to a publish by its error
+// code, never by its text: true for a refusal of the message for good.
+// Codes not listed (JetStream unavailable, no leader, timeouts) are
+// transient: the message is worth sending again.
+func StreamRefused(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		_, ok := permanentCodes[apiErr.ErrorCode]
+		_, ok := refusingCodes[apiErr.ErrorCode]
 		return ok
 	}
 	return false
 }
 
-// permanentSendError classifies an error of the publish call itself: a
-// message the connection refuses to send (over the server's max_payload, a
-// malformed header) will be refused on any connection to that server.
-func permanentSendError(err error) bool {
+// Unsendable classifies an error of the publish call itself: a message the
+// connection refuses to send (over the server's max_payload, a malformed
+// header or subject) will be refused on any connection to that server.
+func Unsendable(err error) bool {
 	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadHeaderMsg) ||
 		errors.Is(err, nats.ErrBadSubject)
 }
