@@ -263,9 +263,9 @@ func (w *inflight) send(bg *budget, s *snapshot, b *kvBinding) (*jetstream.PubAc
 	return ack, err
 }
 
-// wait waits before the next attempt, backoff (backoff.go) grown by the
-// attempts made so far, or until the budget ends: it returns the budget's
-// cause then.
+// wait waits before the next attempt, backoff.Delay (internal/backoff) grown
+// by the attempts made so far, or until the budget ends: it returns the
+// budget's cause then.
 func (w *inflight) wait(bg *budget) error {
 	err := backoff.Sleep(bg.context(), backoff.Delay(w.kv.opts.RetryDelay, w.attempt))
 	w.attempt++
