@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -108,7 +109,7 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	// "one" is acknowledged after its handler returned: the acknowledgement
 	// must reach the hub before the cut, or "one" comes again after the link
 	// returns (JetStream's at-least-once, on a loaded machine), not "two".
-	eventually(t, `the hub has the acknowledgement of "one"`, func() bool {
+	natstest.Eventually(t, waitTimeout, `the hub has the acknowledgement of "one"`, func() bool {
 		c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 		return err == nil && c.CachedInfo().NumAckPending == 0
 	})
@@ -116,7 +117,7 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	site.leaf.WaitForHubLink(false)
 	// The hub drops the pull request of a consumer it lost sight of: what
 	// follows needs a new one, which only the client can send.
-	eventually(t, "the hub drops the cut-off consumer's pull request", func() bool {
+	natstest.Eventually(t, waitTimeout, "the hub drops the cut-off consumer's pull request", func() bool {
 		c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 		return err == nil && c.CachedInfo().NumWaiting == 0
 	})

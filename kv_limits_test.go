@@ -35,7 +35,7 @@ func directJetStream(t *testing.T, tc *natstest.TestClient) jetstream.JetStream 
 func TestKVStoresEveryValueJetStreamStores(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	js := directJetStream(t, tc)
 	for _, limit := range []int32{16, 128} {
 		raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprintf("size%d", limit), MaxValueSize: limit})
@@ -111,7 +111,7 @@ func TestKVStoresEveryValueJetStreamStores(t *testing.T) {
 // the identity is short.
 func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "ident"})
 	rev, err := kv.Create(ctx, "k", []byte("1"))
 	if err != nil {
@@ -138,7 +138,7 @@ func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 // changed follows the change.
 func TestKVValueLimitIsTheServersNotACachedCopy(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	cfg := jetstream.KeyValueConfig{Bucket: "resized", MaxValueSize: 32}
 	_, kv := newBucket(t, tc, cfg)
 	big := bytes.Repeat([]byte("b"), 100)
