@@ -25,7 +25,7 @@ func TestPublishToStreamWaitsForALeaderlessStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := client.CreateStream(ctx, jetstream.StreamConfig{Name: "ELECT", Subjects: []string{"elect.>"}, Replicas: 3})
 		return err

@@ -109,7 +109,7 @@ func newClusterBucket(t *testing.T, c *natstest.Cluster, bucket string) {
 		t.Fatal(err)
 	}
 	if err := c.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Replicas: 3})
 		return err

@@ -106,7 +106,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		leaf.WaitForHubLink(false)
 		start := time.Now()
 		publish(phase, c.n, c.length)
-		eventually(t, phase+": Stats says forwarding waits", func() bool {
+		natstest.Eventually(t, waitTimeout, phase+": Stats says forwarding waits", func() bool {
 			st := ob.Stats()
 			return st.Waiting != "" && errors.Is(st.LastError, natsclient.ErrUnreachable) || st.DeadLettered > 0
 		})
@@ -123,7 +123,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		// The next cut falls while the backlog drains: with a window on the
 		// wire, as the link returns and as it goes.
 		backlog := uint64(ob.Stats().Pending)
-		eventually(t, phase+": forwarding resumes", func() bool { return ob.Stats().Forwarded > forwarded+min(200, backlog/2) })
+		natstest.Eventually(t, waitTimeout, phase+": forwarding resumes", func() bool { return ob.Stats().Forwarded > forwarded+min(200, backlog/2) })
 	}
 
 	restored := time.Now()
