@@ -67,7 +67,7 @@ func TestDamagedFileIsAnErrorNotACrash(t *testing.T) {
 			defer closeOutbox(t, ob)
 			t.Logf("opened: %+v", ob.Stats())
 			flush(t, ob)
-			dead, err := ob.DeadLetters(testContext(t))
+			dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 			if err != nil {
 				t.Fatalf("dead letters: %v", err)
 			}
@@ -204,7 +204,7 @@ func TestSalvageKeepsWhatItCanVerify(t *testing.T) {
 				}
 			}
 			flush(t, ob)
-			dead, err := ob.DeadLetters(testContext(t))
+			dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 			if err != nil {
 				t.Fatalf("dead letters: %v", err)
 			}

@@ -28,11 +28,8 @@ const (
 	subjectPfx = "out."
 )
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testTimeout bounds the calls of one test, through natstest.Context.
+const testTimeout = 3 * time.Minute
 
 // newEnv starts a JetStream server with a connected client and the stream
 // OUT capturing out.>.
@@ -103,7 +100,7 @@ type sent struct {
 // returns them.
 func publishN(t testing.TB, ob *outbox.Outbox, sub, prefix string, n int) []sent {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	out := make([]sent, 0, n)
 	for i := range n {
 		data := prefix + "-" + strconv.Itoa(i)
@@ -185,18 +182,6 @@ func around(got []*nats.Msg, i int) string {
 	return b.String()
 }
 
-// awaitState waits for a state event that matches.
-func awaitState(t testing.TB, events <-chan natsclient.StateChange, what string, match func(natsclient.StateChange) bool) {
-	t.Helper()
-	natstest.Await(t, events, waitTimeout, what, match)
-}
-
-// receive waits for one value on ch.
-func receive[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	return natstest.Await(t, ch, waitTimeout, what, nil)
-}
-
 // natstestJetStream starts a JetStream server and a connected client, with no
 // stream.
 func natstestJetStream(t testing.TB) *natstest.TestClient {
@@ -211,7 +196,7 @@ func natstestJetStream(t testing.TB) *natstest.TestClient {
 func warmUp(t testing.TB, c *natsclient.Client, ob *outbox.Outbox) {
 	t.Helper()
 	createStream(t, c, jetstream.StreamConfig{Name: "WARM", Subjects: []string{"warm.>"}})
-	if _, err := ob.Publish(testContext(t), "warm.up", []byte("warm")); err != nil {
+	if _, err := ob.Publish(natstest.Context(t, testTimeout), "warm.up", []byte("warm")); err != nil {
 		t.Fatalf("publish the warm-up message: %v", err)
 	}
 	flush(t, ob)

@@ -76,7 +76,7 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 	if st := ob.Stats(); st.DeadLettered != 0 || st.Pending != 0 || st.Waiting != "" {
 		t.Errorf("after the link returned: %+v; want nothing pending or dead-lettered, not waiting", st)
 	}
-	if dead, err := ob.DeadLetters(testContext(t)); err != nil || len(dead) != 0 {
+	if dead, err := ob.DeadLetters(natstest.Context(t, testTimeout)); err != nil || len(dead) != 0 {
 		t.Errorf("dead letters %+v, %v; want none", dead, err)
 	}
 }
@@ -119,7 +119,7 @@ func leafClient(t *testing.T, url string) *natsclient.Client {
 			t.Errorf("close client: %v", err)
 		}
 	})
-	if err := client.Connect(testContext(t)); err != nil {
+	if err := client.Connect(natstest.Context(t, testTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	return client
@@ -128,7 +128,7 @@ func leafClient(t *testing.T, url string) *natsclient.Client {
 // publishTo publishes n messages "prefix-i" to h.data, in order.
 func publishTo(t *testing.T, ob *outbox.Outbox, prefix string, n int) []sent {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	out := make([]sent, 0, n)
 	for i := range n {
 		data := prefix + "-" + strconv.Itoa(i)

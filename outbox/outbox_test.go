@@ -9,6 +9,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,7 +34,7 @@ func TestPublishMsgKeepsHeaders(t *testing.T) {
 	msg.Header.Add("Trace", "abc")
 	msg.Header.Add("Multi", "1")
 	msg.Header.Add("Multi", "2")
-	id, err := ob.PublishMsg(testContext(t), msg)
+	id, err := ob.PublishMsg(natstest.Context(t, testTimeout), msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +54,10 @@ func TestPublishMsgKeepsHeaders(t *testing.T) {
 func TestPublishDuringOutage(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	events := tc.Client.StateChanges(testContext(t))
+	events := tc.Client.StateChanges(natstest.Context(t, testTimeout))
 	tc.Server.Stop()
-	awaitState(t, events, "breaker open", func(ev natsclient.StateChange) bool { return ev.Breaker == natsclient.BreakerOpen })
-	if _, err := tc.Client.PublishToStream(testContext(t), subjectPfx+"x", nil); !errors.Is(err, natsclient.ErrCircuitOpen) {
+	natstest.Await(t, events, waitTimeout, "breaker open", func(ev natsclient.StateChange) bool { return ev.Breaker == natsclient.BreakerOpen })
+	if _, err := tc.Client.PublishToStream(natstest.Context(t, testTimeout), subjectPfx+"x", nil); !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("PublishToStream with the breaker open: %v, want ErrCircuitOpen (the premise of this test)", err)
 	}
 	want := publishN(t, ob, "a", "down", 200)
@@ -77,7 +78,7 @@ func TestPublishDuringOutage(t *testing.T) {
 func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	withID := nats.NewMsg(subjectPfx + "a")
 	withID.Header.Set(jetstream.MsgIDHeader, "mine")
 	cases := []struct {
@@ -121,13 +122,13 @@ func TestReopenAfterClose(t *testing.T) {
 	}
 	want := publishN(t, ob, "a", "first", 100)
 	closeOutbox(t, ob)
-	if _, err := ob.Publish(testContext(t), subjectPfx+"a", nil); !errors.Is(err, outbox.ErrClosed) {
+	if _, err := ob.Publish(natstest.Context(t, testTimeout), subjectPfx+"a", nil); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
 	}
-	if err := ob.Flush(testContext(t)); !errors.Is(err, outbox.ErrClosed) {
+	if err := ob.Flush(natstest.Context(t, testTimeout)); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Flush after Close: %v, want ErrClosed", err)
 	}
-	if err := ob.Close(testContext(t)); err != nil {
+	if err := ob.Close(natstest.Context(t, testTimeout)); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 
@@ -158,7 +159,7 @@ func TestCloseWithMessagesInFlight(t *testing.T) {
 	tc.Server.FreezeReplies()
 	want := publishConcurrently(t, ob, 8, 250)
 	for range window {
-		receive(t, seen, "a message of the window on the server")
+		natstest.Await(t, seen, waitTimeout, "a message of the window on the server", nil)
 	}
 	if st := ob.Stats(); st.Forwarded != 1 || st.Pending != 2000 {
 		t.Fatalf("stats with the replies frozen: %+v, want 2000 pending, only the warm-up forwarded", st)
