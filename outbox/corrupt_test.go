@@ -19,7 +19,7 @@ func TestUndecodableRecord(t *testing.T) {
 	path := outboxPath(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "m", 4)
+	msgs := publishN(t, ob, subjectPfx+"c", "m", 4)
 	closeOutbox(t, ob)
 
 	// Damage the second and third records with bbolt itself, in the closed
@@ -97,7 +97,7 @@ func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
 	path := outboxPath(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "payload", 5)
+	msgs := publishN(t, ob, subjectPfx+"c", "payload", 5)
 	closeOutbox(t, ob)
 
 	var stored [][]byte

@@ -27,7 +27,7 @@ func pendingFile(t *testing.T, tc *natstest.TestClient, n int) ([]byte, []sent) 
 	tc.Server.Stop()
 	defer tc.Server.Start()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "pending", n)
+	msgs := publishN(t, ob, subjectPfx+"c", "pending", n)
 	closeOutbox(t, ob)
 	b, err := os.ReadFile(path)
 	if err != nil {

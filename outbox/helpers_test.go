@@ -96,15 +96,15 @@ type sent struct {
 	id, data string
 }
 
-// publishN publishes n messages "prefix-i" to out.<sub>, in order, and
+// publishN publishes n messages "prefix-i" to subject, in order, and
 // returns them.
-func publishN(t testing.TB, ob *outbox.Outbox, sub, prefix string, n int) []sent {
+func publishN(t testing.TB, ob *outbox.Outbox, subject, prefix string, n int) []sent {
 	t.Helper()
 	ctx := natstest.Context(t, testTimeout)
 	out := make([]sent, 0, n)
 	for i := range n {
 		data := prefix + "-" + strconv.Itoa(i)
-		id, err := ob.Publish(ctx, subjectPfx+sub, []byte(data))
+		id, err := ob.Publish(ctx, subject, []byte(data))
 		if err != nil {
 			t.Fatalf("publish %s: %v", data, err)
 		}

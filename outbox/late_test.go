@@ -23,7 +23,7 @@ func TestResendAfterTheDuplicateWindowIsCounted(t *testing.T) {
 	ob := openOutbox(t, tc.Client, path)
 	warmUp(t, tc.Client, ob)
 	tc.Server.FreezeReplies()
-	want := publishN(t, ob, "a", "late", 5)
+	want := publishN(t, ob, subjectPfx+"a", "late", 5)
 	for range want {
 		natstest.Await(t, seen, waitTimeout, "a message reaching the server", nil)
 	}

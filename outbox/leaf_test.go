@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +43,12 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 
 	// With the link up, messages reach the hub (interest takes a moment to
 	// cross a new link: the forwarder waits for it, as for the cut).
-	want := publishTo(t, ob, "before", 5)
+	want := publishN(t, ob, "h.data", "before", 5)
 	flush(t, ob)
 
 	leaf.HubLink().Cut()
 	leaf.WaitForHubLink(false)
-	want = append(want, publishTo(t, ob, "during", 50)...)
+	want = append(want, publishN(t, ob, "h.data", "during", 50)...)
 	// The forwarder has met the cut (Waiting is set only when a round met
 	// it); by then the unfixed one had dead-lettered the head of the queue.
 	st := eventuallyStats(t, ob, "forwarding waits for the hub", func(st outbox.Stats) bool {
@@ -123,22 +122,6 @@ func leafClient(t *testing.T, url string) *natsclient.Client {
 		t.Fatal(err)
 	}
 	return client
-}
-
-// publishTo publishes n messages "prefix-i" to h.data, in order.
-func publishTo(t *testing.T, ob *outbox.Outbox, prefix string, n int) []sent {
-	t.Helper()
-	ctx := natstest.Context(t, testTimeout)
-	out := make([]sent, 0, n)
-	for i := range n {
-		data := prefix + "-" + strconv.Itoa(i)
-		id, err := ob.Publish(ctx, "h.data", []byte(data))
-		if err != nil {
-			t.Fatalf("publish %s: %v", data, err)
-		}
-		out = append(out, sent{id: id, data: data})
-	}
-	return out
 }
 
 // eventuallyStats polls the outbox's figures until ok holds: no event tells

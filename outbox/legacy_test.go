@@ -36,7 +36,7 @@ func TestFileOfTheFormatWithoutChecksumsForwardsEverything(t *testing.T) {
 
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, path)
-	after := publishN(t, ob, "after", "new", 3)
+	after := publishN(t, ob, subjectPfx+"after", "new", 3)
 	flush(t, ob)
 
 	got := streamMsgs(t, tc.URL, streamName)

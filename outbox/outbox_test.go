@@ -17,7 +17,7 @@ import (
 func TestForwardsInOrderExactlyOnce(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	want := publishN(t, ob, "a", "m", 300)
+	want := publishN(t, ob, subjectPfx+"a", "m", 300)
 	flush(t, ob)
 	checkStream(t, tc.URL, streamName, want)
 	st := ob.Stats()
@@ -60,7 +60,7 @@ func TestPublishDuringOutage(t *testing.T) {
 	if _, err := tc.Client.PublishToStream(natstest.Context(t, testTimeout), subjectPfx+"x", nil); !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("PublishToStream with the breaker open: %v, want ErrCircuitOpen (the premise of this test)", err)
 	}
-	want := publishN(t, ob, "a", "down", 200)
+	want := publishN(t, ob, subjectPfx+"a", "down", 200)
 	if st := ob.Stats(); st.Pending != 200 || st.Oldest.IsZero() {
 		t.Fatalf("stats while down: %+v, want 200 pending", st)
 	}
@@ -120,7 +120,7 @@ func TestReopenAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := publishN(t, ob, "a", "first", 100)
+	want := publishN(t, ob, subjectPfx+"a", "first", 100)
 	closeOutbox(t, ob)
 	if _, err := ob.Publish(natstest.Context(t, testTimeout), subjectPfx+"a", nil); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
@@ -136,7 +136,7 @@ func TestReopenAfterClose(t *testing.T) {
 	if st := ob.Stats(); st.Pending != 100 {
 		t.Fatalf("reopened outbox holds %d pending, want 100", st.Pending)
 	}
-	want = append(want, publishN(t, ob, "a", "second", 100)...)
+	want = append(want, publishN(t, ob, subjectPfx+"a", "second", 100)...)
 	tc.Server.Start()
 	flush(t, ob)
 	checkStream(t, tc.URL, streamName, want)

@@ -59,7 +59,7 @@ func TestOverflowDropOldest(t *testing.T) {
 	tc := newEnv(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, outboxPath(t), outbox.WithMaxBytes(overflowBudget), outbox.WithOverflow(outbox.DropOldest))
-	all := publishN(t, ob, "a", payload100, 40)
+	all := publishN(t, ob, subjectPfx+"a", payload100, 40)
 	st := ob.Stats()
 	kept := st.Pending
 	if kept == 0 || kept == len(all) || st.Dropped != uint64(len(all)-kept) || st.PendingBytes > overflowBudget {
