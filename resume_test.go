@@ -8,7 +8,6 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -193,42 +192,8 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 	site := newEdgeSite(t, natsclient.WithTimeout(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := site.hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	// A producer at the hub, which keeps working while the site is cut off.
-	nc, err := nats.Connect(site.hub.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	hubJS, err := jetstream.NewWithDomain(nc, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubKV, err := hubJS.KeyValue(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	got := make(chan string, 16)
-	cons, err := site.hubJS.Consume(ctx, "CENTRAL", "edge-reader", func(m jetstream.Msg) error {
-		got <- string(m.Data())
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("Consume through Domain(hub): %v", err)
-	}
-	defer cons.Stop()
-	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := site.hubJS.NewKVStore(hubBucket).Watch(ctx, "greeting")
-	if err != nil {
-		t.Fatalf("Watch through Domain(hub): %v", err)
-	}
-	defer func() { _ = w.Stop() }()
+	feed := newCentralFeed(t, ctx, site)
+	hubJS, hubKV, got, w := feed.hubJS, feed.hubKV, feed.got, feed.w
 
 	counts := map[string]int{}
 	consumed := func(m string) {
