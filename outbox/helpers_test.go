@@ -2,7 +2,6 @@ package outbox_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -128,32 +127,7 @@ func streamMsgs(t testing.TB, url, stream string) []*nats.Msg {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	total := int(s.CachedInfo().State.Msgs)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("ordered consumer: %v", err)
-	}
-	var out []*nats.Msg
-	for len(out) < total {
-		batch, err := cons.Fetch(min(total-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		for m := range batch.Messages() {
-			out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("fetch: %v", err)
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d messages of %s", len(out), total, stream)
-		}
-	}
-	return out
+	return natstest.StreamMsgs(t, ctx, js, stream)
 }
 
 // checkStream asserts that the stream holds exactly want, in order, each

@@ -138,7 +138,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		t.Errorf("after Flush: %+v; want nothing pending, not waiting", st)
 	}
 
-	got := readHubStream(t, ctx, hubJS, "READINGS", len(want))
+	got := natstest.StreamMsgs(t, ctx, hubJS, "READINGS")
 	if len(got) != len(want) {
 		t.Errorf("the hub's stream holds %d messages, want %d", len(got), len(want))
 	}
@@ -148,39 +148,4 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 				got[i].Data, got[i].Header.Get(jetstream.MsgIDHeader), want[i], ids[want[i]])
 		}
 	}
-}
-
-// readHubStream reads every message of stream in stream order with a plain
-// nats.go ordered consumer, expecting n of them.
-func readHubStream(t *testing.T, ctx context.Context, js jetstream.JetStream, stream string, n int) []*nats.Msg {
-	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := int(s.CachedInfo().State.Msgs)
-	if total != n {
-		t.Errorf("stream %s holds %d messages, want %d", stream, total, n)
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*nats.Msg
-	for len(out) < total {
-		batch, err := cons.Fetch(min(total-len(out), 500), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		for m := range batch.Messages() {
-			out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("fetch: %v", err)
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d messages of %s", len(out), total, stream)
-		}
-	}
-	return out
 }
