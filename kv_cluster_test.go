@@ -12,7 +12,6 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -168,15 +167,7 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.Server(1).DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.Server(1).DirectURL())
 	// Member 1 may not know the new stream's leader yet: ask again, each
 	// time with a deadline of its own.
 	var direct jetstream.KeyValue

@@ -50,7 +50,7 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig, opts ...natsc
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(append([]natsclient.Option{
 		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)}, opts...)...))
 	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
-	direct, err := directJetStream(t, tc).KeyValue(natstest.Context(t, waitTimeout), cfg.Bucket)
+	direct, err := natstest.JetStream(t, tc.Server.DirectURL()).KeyValue(natstest.Context(t, waitTimeout), cfg.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}

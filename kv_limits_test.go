@@ -10,25 +10,8 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// directJetStream is jetstream on a plain nats.go connection to tc's server,
-// for comparing with what nats.go itself does.
-func directJetStream(t *testing.T, tc *natstest.TestClient) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(tc.Server.DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // The server counts headers toward a bucket's MaxValueSize. Whatever
 // jetstream's KeyValue stores, a KVStore on the same bucket must store too.
@@ -36,7 +19,7 @@ func TestKVStoresEveryValueJetStreamStores(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
 	ctx := natstest.Context(t, waitTimeout)
-	js := directJetStream(t, tc)
+	js := natstest.JetStream(t, tc.Server.DirectURL())
 	for _, limit := range []int32{16, 128} {
 		raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprintf("size%d", limit), MaxValueSize: limit})
 		if err != nil {
@@ -120,7 +103,7 @@ func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 	if _, err := kv.Update(ctx, "k", []byte("2"), rev); err != nil {
 		t.Fatal(err)
 	}
-	st, err := directJetStream(t, tc).Stream(ctx, "KV_ident")
+	st, err := natstest.JetStream(t, tc.Server.DirectURL()).Stream(ctx, "KV_ident")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func lastSeq(t *testing.T, js jetstream.JetStream, bucket string) uint64 {
 func TestKVUpdateWhoseContextEndsInTheFunctionStoresNothing(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "ctxends", History: 5})
-	js := directJetStream(t, tc)
+	js := natstest.JetStream(t, tc.Server.DirectURL())
 	if _, err := bucket.Put(natstest.Context(t, waitTimeout), "k", []byte(`{"n":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestKVUpdateWhoseContextEndsInTheFunctionStoresNothing(t *testing.T) {
 func TestKVUpdateWhoseContextEndsOnTheWireIsAnUnknownOutcome(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(natsclient.WithTimeout(time.Second)))
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "onthewire", History: 5})
-	direct, err := directJetStream(t, tc).KeyValue(natstest.Context(t, waitTimeout), "onthewire")
+	direct, err := natstest.JetStream(t, tc.Server.DirectURL()).KeyValue(natstest.Context(t, waitTimeout), "onthewire")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -333,11 +333,7 @@ func TestNewConnectionAfterNATSGivesUp(t *testing.T) {
 	if _, err := tc.Client.QueueSubscribe("b", "q", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
-	events := tc.Client.StateChanges(ctx)
-	tc.Server.Stop()
-	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
-	tc.Server.Start()
-	natstest.Await(t, events, waitTimeout, "connected on a new connection", natstest.ToState(natsclient.StateConnected))
+	tc.RestartServer(waitTimeout)
 	if n := tc.Client.Stats().Connections; n != 2 {
 		t.Fatalf("Connections = %d, want 2 (a new one dialled)", n)
 	}

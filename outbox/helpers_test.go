@@ -116,18 +116,9 @@ func publishN(t testing.TB, ob *outbox.Outbox, subject, prefix string, n int) []
 // connection of its own straight to the server.
 func streamMsgs(t testing.TB, url, stream string) []*nats.Msg {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect reader: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	return natstest.StreamMsgs(t, ctx, js, stream)
+	return natstest.StreamMsgs(t, ctx, natstest.JetStream(t, url), stream)
 }
 
 // checkStream asserts that the stream holds exactly want, in order, each

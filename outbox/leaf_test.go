@@ -10,7 +10,6 @@ import (
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -84,15 +83,7 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 // plain connection of its own.
 func createHubStream(t *testing.T, url string, replicas int) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to the hub: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HUB", Subjects: []string{"h.>"}, Replicas: replicas}); err != nil {

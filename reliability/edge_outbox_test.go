@@ -11,7 +11,6 @@ import (
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,15 +39,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 	// An uplink's latency: a backlog takes a while to drain, and a cut can
 	// fall while it does.
 	leaf.HubLink().Latency(25 * time.Millisecond)
-	hubConn, err := nats.Connect(hub.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hubConn.Close()
-	hubJS, err := jetstream.New(hubConn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hubJS := natstest.JetStream(t, hub.URL())
 	if _, err := hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "READINGS", Subjects: []string{"h.>"}}); err != nil {
 		t.Fatal(err)
 	}

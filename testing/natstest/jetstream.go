@@ -10,6 +10,23 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// JetStream returns jetstream on a plain nats.go connection to url, closed
+// when the test ends: a view of the server beside the client under test, to
+// set up streams or check what they hold without going through the client.
+func JetStream(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("natstest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream on %s: %v", url, err)
+	}
+	return js
+}
+
 // StreamMsgs reads every message stream holds, in stream order, through an
 // ordered consumer of js: a test's final look at what a stream received. It
 // reads as many messages as the stream held when it began, and fails the
