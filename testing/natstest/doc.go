@@ -19,8 +19,9 @@
 // a client's state events), Receive takes the next value or a close,
 // Eventually polls a condition that no event announces, and Context bounds
 // a test's calls. TestClient.RestartServer stops the server and waits until
-// the client has reconnected; StreamMsgs reads a whole stream back for a
-// final check.
+// the client has reconnected. JetStream gives a test its own view of the
+// server, beside the client under test, and StreamMsgs reads a whole stream
+// back through it for a final check.
 //
 // # Backends
 //
