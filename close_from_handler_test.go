@@ -17,13 +17,13 @@ import (
 // the client is closed for good.
 func closeReturns(t *testing.T, c *natsclient.Client, result <-chan error, from string) {
 	t.Helper()
-	if err := receive(t, result, "the return of Close called from "+from); err != nil {
+	if err := natstest.Receive(t, result, waitTimeout, "the return of Close called from "+from); err != nil {
 		t.Fatalf("Close from %s = %v", from, err)
 	}
 	if st := c.State(); st != natsclient.StateClosed {
 		t.Fatalf("State after Close from %s = %v", from, st)
 	}
-	if err := c.Close(testContext(t)); err != nil {
+	if err := c.Close(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("Close again after Close from %s = %v", from, err)
 	}
 }
@@ -40,7 +40,7 @@ func TestCloseFromConsumeHandler(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			tc := natstest.NewTestClient(t, natstest.WithJetStream())
-			c, ctx := tc.Client, testContext(t)
+			c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 			if _, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestCloseFromKVWatchReader(t *testing.T) {
 		for _, keys := range []int{3, 1000} {
 			t.Run(fmt.Sprintf("%s/%d keys", name, keys), func(t *testing.T) {
 				tc := natstest.NewTestClient(t, natstest.WithKV())
-				c, ctx := tc.Client, testContext(t)
+				c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 				bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "watched"})
 				for i := range keys {
 					if _, err := bucket.Put(ctx, fmt.Sprintf("k.%d", i), []byte("v")); err != nil {
@@ -111,7 +111,7 @@ func TestCloseFromKVWatchReader(t *testing.T) {
 				if keys > cap(w.Updates()) {
 					// Close only once the watcher's buffer is full and its
 					// subscription blocked with more: the case that hung.
-					eventually(t, "the watcher's buffer full", func() bool { return len(w.Updates()) == cap(w.Updates()) })
+					natstest.Eventually(t, waitTimeout, "the watcher's buffer full", func() bool { return len(w.Updates()) == cap(w.Updates()) })
 				}
 				result := make(chan error, 1)
 				go func() {
@@ -136,7 +136,7 @@ func TestCloseFromKVWatchReader(t *testing.T) {
 // returned with the handler still running.
 func TestCloseWaitsForARunningConsumeHandler(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream())
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	if _, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,22 +158,22 @@ func TestCloseWaitsForARunningConsumeHandler(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, entered, "the handler's start")
+	natstest.Receive(t, entered, waitTimeout, "the handler's start")
 	subs := tc.Server.Varz().Subscriptions
 	endConsume()
-	eventually(t, "the consumer's subscription gone", func() bool { return tc.Server.Varz().Subscriptions < subs })
+	natstest.Eventually(t, waitTimeout, "the consumer's subscription gone", func() bool { return tc.Server.Varz().Subscriptions < subs })
 	closed := make(chan error, 1)
 	go func() {
 		err := c.Close(context.Background())
 		order <- "Close returned"
 		closed <- err
 	}()
-	eventually(t, "the server without the client's connection", func() bool { return tc.Server.NumClients() == 0 })
+	natstest.Eventually(t, waitTimeout, "the server without the client's connection", func() bool { return tc.Server.NumClients() == 0 })
 	close(release)
-	if first := receive(t, order, "the handler's or Close's end"); first != "handler returned" {
+	if first := natstest.Receive(t, order, waitTimeout, "the handler's or Close's end"); first != "handler returned" {
 		t.Fatalf("%s first, while the Consume handler was still running", first)
 	}
-	if err := receive(t, closed, "Close's return"); err != nil {
+	if err := natstest.Receive(t, closed, waitTimeout, "Close's return"); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
 }

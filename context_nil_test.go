@@ -32,21 +32,21 @@ func TestCloseWithNilContextEndsEveryGoroutine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Connect(testContext(t)); err != nil {
+	if err := c.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	handled := make(chan struct{}, 1)
 	if _, err := c.Subscribe("nilctx.close", func(*nats.Msg) { handled <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Publish(testContext(t), "nilctx.close", nil); err != nil {
+	if err := c.Publish(natstest.Context(t, waitTimeout), "nilctx.close", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(nilCtx); err != nil {
 		t.Fatalf("Close(nil) = %v, want nil", err)
 	}
-	receive(t, handled, "the message published before Close, drained")
-	receive(t, closed, "the closed callback")
+	natstest.Receive(t, handled, waitTimeout, "the message published before Close, drained")
+	natstest.Receive(t, closed, waitTimeout, "the closed callback")
 	if got := c.State(); got != natsclient.StateClosed {
 		t.Fatalf("state after Close(nil) = %v", got)
 	}
@@ -67,7 +67,7 @@ type nilCtxCall func(t *testing.T) error
 // without a case here fails the test.
 func TestNilContextIsRefusedEverywhere(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	c := tc.Client
 	stream, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "NILCTX", Subjects: []string{"nilctx.>"}})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,23 +23,8 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	site := newEdgeSite(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := site.hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	// A producer at the hub, which keeps working while the site is cut off.
-	nc, err := nats.Connect(site.hub.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	hubJS, err := jetstream.NewWithDomain(nc, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubKV, err := hubJS.KeyValue(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
+	feed := newCentralFeed(t, ctx, site)
+	hubJS, hubKV, got, w := feed.hubJS, feed.hubKV, feed.got, feed.w
 	publish := func(data string) {
 		t.Helper()
 		if _, err := hubJS.Publish(ctx, "central.event", []byte(data)); err != nil {
@@ -51,25 +37,6 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 			t.Fatalf("put %q at the hub: %v", value, err)
 		}
 	}
-
-	got := make(chan string, 16)
-	cons, err := site.hubJS.Consume(ctx, "CENTRAL", "edge-reader", func(m jetstream.Msg) error {
-		got <- string(m.Data())
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("Consume through Domain(hub): %v", err)
-	}
-	defer cons.Stop()
-	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := site.hubJS.NewKVStore(hubBucket).Watch(ctx, "greeting")
-	if err != nil {
-		t.Fatalf("Watch through Domain(hub): %v", err)
-	}
-	defer func() { _ = w.Stop() }()
 	watched := func(want string) {
 		t.Helper()
 		deadline := time.After(resumeTimeout)
@@ -108,7 +75,7 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	// "one" is acknowledged after its handler returned: the acknowledgement
 	// must reach the hub before the cut, or "one" comes again after the link
 	// returns (JetStream's at-least-once, on a loaded machine), not "two".
-	eventually(t, `the hub has the acknowledgement of "one"`, func() bool {
+	natstest.Eventually(t, waitTimeout, `the hub has the acknowledgement of "one"`, func() bool {
 		c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 		return err == nil && c.CachedInfo().NumAckPending == 0
 	})
@@ -116,7 +83,7 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	site.leaf.WaitForHubLink(false)
 	// The hub drops the pull request of a consumer it lost sight of: what
 	// follows needs a new one, which only the client can send.
-	eventually(t, "the hub drops the cut-off consumer's pull request", func() bool {
+	natstest.Eventually(t, waitTimeout, "the hub drops the cut-off consumer's pull request", func() bool {
 		c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 		return err == nil && c.CachedInfo().NumWaiting == 0
 	})
@@ -137,4 +104,52 @@ func TestDomainConsumeAndWatchResumeAfterTheHubLinkReturns(t *testing.T) {
 	if st := site.client.Stats(); st.Breaker != natsclient.BreakerClosed || st.BreakerTrips != 0 {
 		t.Fatalf("breaker %v after %d trips; want closed, never tripped", st.Breaker, st.BreakerTrips)
 	}
+}
+
+// centralFeed is what the domain consume and watch tests share: stream
+// CENTRAL at the hub, a producer there on a connection of its own (it keeps
+// working while the site is cut off), and the site's consumer "edge-reader"
+// of CENTRAL and watcher of cfg's key "greeting", both through
+// Domain("hub"). The consumer and the watcher stop when the test ends.
+type centralFeed struct {
+	hubJS jetstream.JetStream // the producer's, in domain hub
+	hubKV jetstream.KeyValue  // bucket cfg, through hubJS
+	got   chan string         // the data of what edge-reader consumed
+	w     jetstream.KeyWatcher
+}
+
+func newCentralFeed(t *testing.T, ctx context.Context, site *edgeSite) *centralFeed {
+	t.Helper()
+	if _, err := site.hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(site.hub.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	f := &centralFeed{got: make(chan string, 16)}
+	if f.hubJS, err = jetstream.NewWithDomain(nc, "hub"); err != nil {
+		t.Fatal(err)
+	}
+	if f.hubKV, err = f.hubJS.KeyValue(ctx, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := site.hubJS.Consume(ctx, "CENTRAL", "edge-reader", func(m jetstream.Msg) error {
+		f.got <- string(m.Data())
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Consume through Domain(hub): %v", err)
+	}
+	t.Cleanup(cons.Stop)
+	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.w, err = site.hubJS.NewKVStore(hubBucket).Watch(ctx, "greeting"); err != nil {
+		t.Fatalf("Watch through Domain(hub): %v", err)
+	}
+	t.Cleanup(func() { _ = f.w.Stop() })
+	return f
 }

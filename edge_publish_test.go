@@ -28,7 +28,7 @@ func TestPublishToStreamThroughACutHubLinkIsUnreachable(t *testing.T) {
 		"domain edge":    edgeClient(t, leaf, natsclient.WithTimeout(time.Minute)),
 		"default domain": defaultDomainClient(t, leaf),
 	}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	hubJS, err := clients["domain edge"].Domain("hub")
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func defaultDomainClient(t *testing.T, leaf *natstest.Server) *natsclient.Client
 			t.Errorf("close: %v", err)
 		}
 	})
-	if err := c.Connect(testContext(t)); err != nil {
+	if err := c.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	return c

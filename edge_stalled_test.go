@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -46,7 +47,7 @@ func testStalledHubLink(t *testing.T, site *edgeSite, stall, recover func()) {
 	if _, err := store.Put(ctx, "greeting", []byte("before")); err != nil {
 		t.Fatalf("Put through the mirror with the link up: %v", err)
 	}
-	eventually(t, "the mirror has the greeting", func() bool {
+	natstest.Eventually(t, waitTimeout, "the mirror has the greeting", func() bool {
 		e, err := store.Get(ctx, "greeting")
 		return err == nil && string(e.Value()) == "before"
 	})
@@ -142,7 +143,7 @@ func testStalledHubLink(t *testing.T, site *edgeSite, stall, recover func()) {
 	if err := client.Publish(ctx, "local.core", []byte("here")); err != nil {
 		t.Fatalf("local publish with the hub link stalled: %v", err)
 	}
-	if m := receive(t, got, "local message"); string(m.Data) != "here" {
+	if m := natstest.Receive(t, got, waitTimeout, "local message"); string(m.Data) != "here" {
 		t.Fatalf("local subscriber got %q", m.Data)
 	}
 	if _, err := client.PublishToStream(ctx, "local.event", []byte("x")); err != nil {
@@ -174,7 +175,7 @@ func testStalledHubLink(t *testing.T, site *edgeSite, stall, recover func()) {
 		_, err := store.Put(cctx, "greeting", []byte("after"))
 		return err
 	})
-	eventually(t, "the mirror has the new greeting", func() bool {
+	natstest.Eventually(t, waitTimeout, "the mirror has the new greeting", func() bool {
 		e, err := store.Get(ctx, "greeting")
 		return err == nil && string(e.Value()) == "after"
 	})

@@ -34,7 +34,7 @@ func newEdgeSite(t *testing.T, opts ...natsclient.Option) *edgeSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	var origin jetstream.KeyValue
 	eventuallyOK(t, "create bucket cfg in the hub's domain", func() error {
 		origin, err = hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "cfg", History: 10})
@@ -70,7 +70,7 @@ func edgeClient(t *testing.T, leaf *natstest.Server, opts ...natsclient.Option) 
 		defer cancel()
 		_ = client.Close(ctx)
 	})
-	if err := client.Connect(testContext(t)); err != nil {
+	if err := client.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	return client
@@ -81,7 +81,7 @@ func edgeClient(t *testing.T, leaf *natstest.Server, opts ...natsclient.Option) 
 func eventuallyOK(t *testing.T, what string, fn func() error) {
 	t.Helper()
 	var err error
-	eventually(t, what, func() bool { err = fn(); return err == nil })
+	natstest.Eventually(t, waitTimeout, what, func() bool { err = fn(); return err == nil })
 }
 
 func TestKVStoreWritesThroughALeafMirrorExactlyOnce(t *testing.T) {
@@ -145,7 +145,7 @@ func TestKVStoreWritesThroughALeafMirrorExactlyOnce(t *testing.T) {
 		t.Fatalf("hub's counter = %d after %d increments, want exactly %d", got.N, writers*n, writers*n)
 	}
 	// The mirror converges to it.
-	eventually(t, "the mirror's counter reaches the hub's", func() bool {
+	natstest.Eventually(t, waitTimeout, "the mirror's counter reaches the hub's", func() bool {
 		var m struct{ N int }
 		_, err := store.GetJSON(ctx, "counter", &m)
 		return err == nil && m.N == writers*n
@@ -154,10 +154,10 @@ func TestKVStoreWritesThroughALeafMirrorExactlyOnce(t *testing.T) {
 
 func TestKVStoreWhileTheHubIsUnreachable(t *testing.T) {
 	site := newEdgeSite(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	client := site.client
 	store := client.NewKVStore(site.mirror)
-	eventually(t, "the mirror has the hub's greeting", func() bool {
+	natstest.Eventually(t, waitTimeout, "the mirror has the hub's greeting", func() bool {
 		e, err := store.Get(ctx, "greeting")
 		return err == nil && string(e.Value()) == "hello"
 	})
@@ -230,7 +230,7 @@ func TestKVStoreWhileTheHubIsUnreachable(t *testing.T) {
 		_, err := store.Put(ctx, "greeting", []byte("back"))
 		return err
 	})
-	eventually(t, "the mirror has the new greeting", func() bool {
+	natstest.Eventually(t, waitTimeout, "the mirror has the new greeting", func() bool {
 		e, err := store.Get(ctx, "greeting")
 		return err == nil && string(e.Value()) == "back"
 	})
@@ -253,7 +253,7 @@ func TestDomainNamesAreValidated(t *testing.T) {
 
 func TestNewKVStoreWithAnotherDomainsHandle(t *testing.T) {
 	site := newEdgeSite(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if _, err := site.hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "central"}); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestNewKVStoreWithAnotherDomainsHandle(t *testing.T) {
 // mirror's, and nothing is stored on either side.
 func TestKVStoreThroughAMirrorQuotesTheOriginsValueLimit(t *testing.T) {
 	site := newEdgeSite(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	origin, err := site.hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "small", MaxValueSize: 1024})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"log"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
@@ -18,26 +17,9 @@ import (
 // edgeExampleServer starts an in-process nats-server with JetStream in domain,
 // changed by more, and returns it with a function that stops it.
 func edgeExampleServer(domain string, more func(*server.Options)) (*server.Server, func()) {
-	dir, err := os.MkdirTemp("", "natsclient-edge-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	opts := &server.Options{ServerName: domain, Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, JetStreamDomain: domain, StoreDir: dir}
+	opts := &server.Options{ServerName: domain, JetStream: true, JetStreamDomain: domain}
 	more(opts)
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		log.Fatal("server not ready")
-	}
-	return srv, func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		_ = os.RemoveAll(dir)
-	}
+	return runExampleServer(opts)
 }
 
 // An edge site: a leaf node in JetStream domain "edge" connected to a hub in
@@ -55,9 +37,7 @@ func ExampleClient_Domain() {
 		o.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: []*url.URL{leafURL}}}
 	})
 	defer stopLeaf()
-	for leaf.NumLeafNodes() == 0 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	retryFor(10*time.Second, "the leaf's link to the hub", func() bool { return leaf.NumLeafNodes() > 0 })
 
 	ctx := context.Background()
 	client, err := natsclient.NewClient(leaf.ClientURL(), natsclient.WithJetStreamDomain("edge"))
@@ -76,11 +56,10 @@ func ExampleClient_Domain() {
 		log.Fatal(err)
 	}
 	var central jetstream.KeyValue
-	for central == nil {
-		if central, err = hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "cfg", History: 5}); err != nil {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	retryFor(10*time.Second, "the hub's bucket", func() bool {
+		central, err = hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "cfg", History: 5})
+		return err == nil
+	})
 
 	// The site's mirror of it, in the site's own domain.
 	mirror, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{
@@ -116,4 +95,17 @@ func leafPortOf(srv *server.Server) int {
 		log.Fatal(err)
 	}
 	return v.LeafNode.Port
+}
+
+// retryFor calls try until it reports success, and ends the example if it
+// has not within d: what the tests wait for with natstest's
+// Server.WaitForHubLink and Eventually, which need a *testing.T.
+func retryFor(d time.Duration, what string, try func() bool) {
+	deadline := time.Now().Add(d)
+	for !try() {
+		if time.Now().After(deadline) {
+			log.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -5,35 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
-	"os"
-	"strconv"
-	"time"
 
 	"github.com/c360/natsclient"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// exampleJetStreamClient starts an in-process nats-server with JetStream (in
-// a temporary directory) and returns a client connected to it. Examples
-// cannot use natstest, which needs a *testing.T.
+// exampleJetStreamClient starts an in-process nats-server with JetStream and
+// returns a client connected to it.
 func exampleJetStreamClient() (*natsclient.Client, func()) {
-	dir, err := os.MkdirTemp("", "natsclient-example-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: dir})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		log.Fatal("server not ready")
-	}
-	url := "nats://127.0.0.1:" + strconv.Itoa(srv.Addr().(*net.TCPAddr).Port)
-	client, err := natsclient.NewClient(url)
+	srv, stop := runExampleServer(&server.Options{JetStream: true})
+	client, err := natsclient.NewClient(srv.ClientURL())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,9 +24,7 @@ func exampleJetStreamClient() (*natsclient.Client, func()) {
 	}
 	return client, func() {
 		_ = client.Close(context.Background())
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		_ = os.RemoveAll(dir)
+		stop()
 	}
 }
 

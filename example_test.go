@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/c360/natsclient"
@@ -16,10 +14,27 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// exampleServer starts an in-process nats-server for the examples, which
-// cannot use natstest (it needs a *testing.T).
+// exampleServer starts a plain in-process nats-server for the examples and
+// returns its URL.
 func exampleServer() (url string, stop func()) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	srv, stop := runExampleServer(&server.Options{})
+	return srv.ClientURL(), stop
+}
+
+// runExampleServer starts an in-process nats-server on a random local port
+// with opts; one with JetStream keeps its store in a temporary directory. The
+// examples cannot use natstest, which needs a *testing.T. stop shuts the
+// server down and removes its store.
+func runExampleServer(opts *server.Options) (srv *server.Server, stop func()) {
+	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	if opts.JetStream {
+		dir, err := os.MkdirTemp("", "natsclient-example-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		opts.StoreDir = dir
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -27,8 +42,13 @@ func exampleServer() (url string, stop func()) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		log.Fatal("server not ready")
 	}
-	port := srv.Addr().(*net.TCPAddr).Port
-	return "nats://127.0.0.1:" + strconv.Itoa(port), func() { srv.Shutdown(); srv.WaitForShutdown() }
+	return srv, func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		if opts.StoreDir != "" {
+			_ = os.RemoveAll(opts.StoreDir)
+		}
+	}
 }
 
 func Example() {

@@ -20,12 +20,12 @@ func TestPublishToStreamWaitsForALeaderlessStream(t *testing.T) {
 	// a stopped member, the attempt times out while it reconnects.
 	log := matchLogger{want: "sending again", lines: make(chan string, 16)}
 	client := newClient(t, c.URLs(), fast(natsclient.WithTimeout(2*time.Second), natsclient.WithLogger(log))...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := client.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := client.CreateStream(ctx, jetstream.StreamConfig{Name: "ELECT", Subjects: []string{"elect.>"}, Replicas: 3})
 		return err
@@ -54,7 +54,7 @@ func TestPublishToStreamWaitsForALeaderlessStream(t *testing.T) {
 		t.Fatalf("no publish was sent again within %v", waitTimeout)
 	}
 	c.Server(other).Start()
-	if err := receive(t, result, "PublishToStream's result"); err != nil {
+	if err := natstest.Receive(t, result, waitTimeout, "PublishToStream's result"); err != nil {
 		t.Fatalf("publish to a stream without a leader: %v", err)
 	}
 	if m := c.LastMsg("ELECT", "elect.x"); string(m.Data) != "waited" {

@@ -33,7 +33,7 @@ func newConnections(t *testing.T, tc *natstest.TestClient, n int, live func(i in
 	for i := 0; i < n; i++ {
 		before := tc.Client.Stats().Connections
 		tc.Server.CutConnections()
-		waitEvent(t, events, "connected again", func(ev natsclient.StateChange) bool {
+		natstest.Await(t, events, waitTimeout, "connected again", func(ev natsclient.StateChange) bool {
 			return ev.To == natsclient.StateConnected && tc.Client.Stats().Connections > before
 		})
 		live(i)
@@ -84,7 +84,7 @@ func TestKVWatchLeaksNothingPerNewConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	if e := receive(t, w.Updates(), "end of initial values"); e != nil {
+	if e := natstest.Receive(t, w.Updates(), waitTimeout, "end of initial values"); e != nil {
 		t.Fatalf("initial values of an empty bucket: %v", e)
 	}
 	// Each new connection is watched again: a change written on it arrives.
@@ -93,7 +93,7 @@ func TestKVWatchLeaksNothingPerNewConnection(t *testing.T) {
 		if _, err := kv.Put(ctx, "n", []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
-		if e := receive(t, w.Updates(), "a change on the new connection"); e == nil || string(e.Value()) != fmt.Sprint(i) {
+		if e := natstest.Receive(t, w.Updates(), waitTimeout, "a change on the new connection"); e == nil || string(e.Value()) != fmt.Sprint(i) {
 			t.Fatalf("after new connection %d: %v", i, e)
 		}
 	}
@@ -135,7 +135,7 @@ func TestConsumeLeaksNothingPerNewConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		for m := ""; m != fmt.Sprint(i); { // earlier ones may come again
-			m = receive(t, got, "a message on the new connection")
+			m = natstest.Receive(t, got, waitTimeout, "a message on the new connection")
 		}
 	}
 	newConnections(t, tc, 3, live)

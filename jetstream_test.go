@@ -16,7 +16,7 @@ import (
 
 func TestJetStreamCallsBeforeConnect(t *testing.T) {
 	c := newClient(t, "nats://127.0.0.1:1")
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if _, err := c.JetStream(); !errors.Is(err, natsclient.ErrNotConnected) {
 		t.Fatalf("JetStream() = %v, want ErrNotConnected", err)
 	}
@@ -35,7 +35,7 @@ func TestStreamsCreateUpdateFindDelete(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 
 	cfg := jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, MaxMsgs: 100}
 	if _, err := c.CreateStream(ctx, cfg); err != nil {
@@ -76,7 +76,7 @@ func TestStreamsCreateUpdateFindDelete(t *testing.T) {
 
 func TestCreateKeyValueBucketReturnsExistingOrSaysItDiffers(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	cfg := jetstream.KeyValueConfig{Bucket: "config", History: 5}
 	first, err := tc.Client.CreateKeyValueBucket(ctx, cfg)
 	if err != nil {
@@ -109,7 +109,7 @@ func TestPublishToStreamStoresOnceDespiteLostAcknowledgement(t *testing.T) {
 	logs := matchLogger{want: "no acknowledgement", lines: make(chan string, 16)}
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(), natstest.WithClientOptions(
 		natsclient.WithTimeout(500*time.Millisecond), natsclient.WithLogger(logs)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	st, err := tc.Client.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
 	if err != nil {
 		t.Fatal(err)
@@ -136,9 +136,9 @@ func TestPublishToStreamStoresOnceDespiteLostAcknowledgement(t *testing.T) {
 		}
 		result <- err
 	}()
-	t.Logf("client: %s", receive(t, logs.lines, "log line of a publish without acknowledgement"))
+	t.Logf("client: %s", natstest.Receive(t, logs.lines, waitTimeout, "log line of a publish without acknowledgement"))
 	tc.Server.Thaw()
-	if err := receive(t, result, "PublishToStream's result"); err != nil {
+	if err := natstest.Receive(t, result, waitTimeout, "PublishToStream's result"); err != nil {
 		t.Fatal(err)
 	}
 	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 2 {
@@ -189,7 +189,7 @@ func (c *collector) handle(msg jetstream.Msg) error {
 func TestConsumeAcksWhatTheHandlerAcceptsAndFollowsTheClient(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(),
 		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	st, err := tc.Client.CreateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"}})
 	if err != nil {
 		t.Fatal(err)
@@ -210,12 +210,12 @@ func TestConsumeAcksWhatTheHandlerAcceptsAndFollowsTheClient(t *testing.T) {
 	}
 	got := map[string]int{}
 	for len(got) < 3 || got["m2"] < 2 {
-		got[receive(t, col.got, "delivery")]++
+		got[natstest.Receive(t, col.got, waitTimeout, "delivery")]++
 	}
 	if got["m1"] != 1 || got["m3"] != 1 {
 		t.Fatalf("deliveries %v: accepted messages delivered again", got)
 	}
-	eventually(t, "all acknowledged", func() bool {
+	natstest.Eventually(t, waitTimeout, "all acknowledged", func() bool {
 		info, err := st.Consumer(ctx, "worker")
 		if err != nil {
 			return false
@@ -228,17 +228,17 @@ func TestConsumeAcksWhatTheHandlerAcceptsAndFollowsTheClient(t *testing.T) {
 	// goes on, and the stream handle keeps working.
 	events := tc.Client.StateChanges(ctx)
 	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
 	tc.Server.Start()
-	waitEvent(t, events, "connected on a new connection", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected on a new connection", natstest.ToState(natsclient.StateConnected))
 	publish("m4")
-	if m := receive(t, col.got, "delivery on the new connection"); m != "m4" {
+	if m := natstest.Receive(t, col.got, waitTimeout, "delivery on the new connection"); m != "m4" {
 		t.Fatalf("got %q, want m4", m)
 	}
 	tc.Server.Restart()
-	waitEvent(t, events, "connected after restart", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected after restart", natstest.ToState(natsclient.StateConnected))
 	publish("m5")
-	if m := receive(t, col.got, "delivery after restart"); m != "m5" {
+	if m := natstest.Receive(t, col.got, waitTimeout, "delivery after restart"); m != "m5" {
 		t.Fatalf("got %q, want m5", m)
 	}
 	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 5 {
@@ -262,14 +262,14 @@ func TestConsumeAcksWhatTheHandlerAcceptsAndFollowsTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Stop()
-	if m := receive(t, col.got, "delivery after binding again"); m != "m6" {
+	if m := natstest.Receive(t, col.got, waitTimeout, "delivery after binding again"); m != "m6" {
 		t.Fatalf("got %q, want m6", m)
 	}
 }
 
 func TestConsumeBadArgumentsAndMissingStream(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	handler := func(jetstream.Msg) error { return nil }
 	if _, err := tc.Client.Consume(ctx, "NOPE", "c", handler); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("Consume on a missing stream = %v", err)
@@ -290,7 +290,7 @@ func TestConsumeBadArgumentsAndMissingStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	receive(t, cons.Done(), "consumption stopped by its context")
+	natstest.Receive(t, cons.Done(), waitTimeout, "consumption stopped by its context")
 
 	// Closing the client stops it too, and a KVStore watcher, with no
 	// goroutine left behind (goleak checks at the end of the package).
@@ -310,7 +310,7 @@ func TestConsumeBadArgumentsAndMissingStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.Close()
-	receive(t, cons.Done(), "consumption stopped by Close")
+	natstest.Receive(t, cons.Done(), waitTimeout, "consumption stopped by Close")
 	deadline := time.After(waitTimeout)
 	for open := true; open; {
 		select {
@@ -326,7 +326,7 @@ func TestPublishToStreamNoStreamCapturesTheSubject(t *testing.T) {
 	// rather than knowing the answer, fails the test.
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(), natstest.WithClientOptions(
 		natsclient.WithTimeout(time.Minute), natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	start := time.Now()
 	_, err := tc.Client.PublishToStream(ctx, "nobody.listens", []byte("x"))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {

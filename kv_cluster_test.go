@@ -12,7 +12,6 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -78,7 +77,7 @@ func clusterCounter(t *testing.T, c *natstest.Cluster, bucket string, writers, n
 		}()
 	}
 	if during != nil {
-		receive(t, started, "a quarter of the increments")
+		natstest.Receive(t, started, waitTimeout, "a quarter of the increments")
 		during()
 	}
 	wg.Wait()
@@ -104,12 +103,12 @@ func clusterCount(t *testing.T, c *natstest.Cluster, bucket string) int64 {
 func newClusterBucket(t *testing.T, c *natstest.Cluster, bucket string) {
 	t.Helper()
 	client := newClient(t, c.URLs(), fast()...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := client.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Replicas: 3})
 		return err
@@ -160,7 +159,7 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	// connection to member 1 plays the other writer.
 	log := matchLogger{want: "no acknowledgement", lines: make(chan string, 16)}
 	client := newClient(t, c.Server(0).URL(), fast(natsclient.WithTimeout(time.Second), natsclient.WithLogger(log))...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := client.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -168,15 +167,7 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.Server(1).DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, c.Server(1).DirectURL())
 	// Member 1 may not know the new stream's leader yet: ask again, each
 	// time with a deadline of its own.
 	var direct jetstream.KeyValue
@@ -199,7 +190,7 @@ func TestKVClusterDuplicateWindowSettlesWhatHistoryForgot(t *testing.T) {
 	// push it out of the History of 5. Reading back cannot tell, but the
 	// cluster's duplicate window still knows the write's ID.
 	err, calls := h.increment(t, h.srv.FreezeReplies, func() {
-		eventually(t, "our write stored", func() bool { return h.value(t) == 1 })
+		natstest.Eventually(t, waitTimeout, "our write stored", func() bool { return h.value(t) == 1 })
 		for i := range 6 {
 			if _, err := direct.Put(ctx, h.counter, []byte(fmt.Sprintf(`{"n":%d}`, 100+i))); err != nil {
 				t.Fatal(err)

@@ -50,12 +50,12 @@ func newLostAckHarness(t *testing.T, cfg jetstream.KeyValueConfig, opts ...natsc
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(append([]natsclient.Option{
 		natsclient.WithTimeout(time.Second), natsclient.WithLogger(log)}, opts...)...))
 	bucket, kv := newBucket(t, tc, cfg, func(o *natsclient.KVOptions) { o.Timeout = 20 * time.Second })
-	direct, err := directJetStream(t, tc).KeyValue(testContext(t), cfg.Bucket)
+	direct, err := natstest.JetStream(t, tc.Server.DirectURL()).KeyValue(natstest.Context(t, waitTimeout), cfg.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &lostAckHarness{srv: tc.Server, bucket: bucket, kv: kv, noAck: log.lines, direct: direct, counter: "counter"}
-	if _, err := direct.Put(testContext(t), h.counter, []byte(`{"n":0}`)); err != nil {
+	if _, err := direct.Put(natstest.Context(t, waitTimeout), h.counter, []byte(`{"n":0}`)); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -84,15 +84,15 @@ func (h *lostAckHarness) increment(t *testing.T, fault, afterWrite, duringFault 
 			return nil
 		})
 	}()
-	receive(t, faultNow, "first call of fn")
+	natstest.Receive(t, faultNow, waitTimeout, "first call of fn")
 	fault()
 	close(faulted)
 	afterWrite()
-	line := receive(t, h.noAck, "log line of a write without acknowledgement")
+	line := natstest.Receive(t, h.noAck, waitTimeout, "log line of a write without acknowledgement")
 	t.Logf("client: %s", line)
 	duringFault()
 	h.srv.Thaw()
-	return receive(t, result, "UpdateJSON's result"), calls.Load()
+	return natstest.Receive(t, result, waitTimeout, "UpdateJSON's result"), calls.Load()
 }
 
 func nop() {}
@@ -100,7 +100,7 @@ func nop() {}
 // value reads the counter directly from the server.
 func (h *lostAckHarness) value(t *testing.T) int {
 	t.Helper()
-	e, err := h.direct.Get(testContext(t), h.counter)
+	e, err := h.direct.Get(natstest.Context(t, waitTimeout), h.counter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestKVWriteOvertakenWhileHeldIsRetriedOnTheNewValue(t *testing.T) {
 	// compare-and-swap. Ours can then never be stored (it expects the old
 	// revision), so the store must read again and call fn on the new value.
 	err, calls := h.increment(t, h.srv.Freeze, nop, func() {
-		ctx := testContext(t)
+		ctx := natstest.Context(t, waitTimeout)
 		e, err := h.direct.Get(ctx, h.counter)
 		if err != nil {
 			t.Fatal(err)
@@ -168,8 +168,8 @@ func TestKVUnknownOutcomeWhenHistoryNoLongerTells(t *testing.T) {
 	// overwrite it, before the client looks, and with History 1 nothing says
 	// whether ours was there.
 	err, calls := h.increment(t, h.srv.FreezeReplies, func() {
-		ctx := testContext(t)
-		eventually(t, "our write stored", func() bool { return h.value(t) == 1 })
+		ctx := natstest.Context(t, waitTimeout)
+		natstest.Eventually(t, waitTimeout, "our write stored", func() bool { return h.value(t) == 1 })
 		for _, v := range []string{`{"n":50}`, `{"n":60}`} {
 			if _, err := h.direct.Put(ctx, h.counter, []byte(v)); err != nil {
 				t.Fatal(err)
@@ -199,12 +199,12 @@ func TestKVPutWithLostAcknowledgementIsStoredOnce(t *testing.T) {
 		_, err := h.kv.Put(context.Background(), "p", []byte("once"))
 		done <- err
 	}()
-	receive(t, h.noAck, "log line of a put without acknowledgement")
+	natstest.Receive(t, h.noAck, waitTimeout, "log line of a put without acknowledgement")
 	h.srv.Thaw()
-	if err := receive(t, done, "Put's result"); err != nil {
+	if err := natstest.Receive(t, done, waitTimeout, "Put's result"); err != nil {
 		t.Fatalf("Put = %v", err)
 	}
-	hist, err := h.direct.History(testContext(t), "p")
+	hist, err := h.direct.History(natstest.Context(t, waitTimeout), "p")
 	if err != nil || len(hist) != 1 {
 		t.Fatalf("history of p = %d entries, %v; want the put stored once", len(hist), err)
 	}

@@ -19,7 +19,7 @@ func longKey(n int) string { return strings.Repeat("k", n) }
 func TestKVKeysLongerThanTheServerAcceptsAreRefusedAtOnce(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	const bucketName = "a-bucket-with-a-long-name"
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: bucketName, History: 5})
 	connections := tc.Client.Stats().Connections
@@ -54,7 +54,7 @@ func TestKVKeysLongerThanTheServerAcceptsAreRefusedAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Watch(longest key) = %v", err)
 	}
-	if e := receive(t, w.Updates(), "the longest key's value"); e == nil || e.Revision() != rev {
+	if e := natstest.Receive(t, w.Updates(), waitTimeout, "the longest key's value"); e == nil || e.Revision() != rev {
 		t.Fatalf("Watch(longest key) delivered %v", e)
 	}
 	_ = w.Stop()

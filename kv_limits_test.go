@@ -10,33 +10,16 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// directJetStream is jetstream on a plain nats.go connection to tc's server,
-// for comparing with what nats.go itself does.
-func directJetStream(t *testing.T, tc *natstest.TestClient) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(tc.Server.DirectURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // The server counts headers toward a bucket's MaxValueSize. Whatever
 // jetstream's KeyValue stores, a KVStore on the same bucket must store too.
 func TestKVStoresEveryValueJetStreamStores(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
-	js := directJetStream(t, tc)
+	ctx := natstest.Context(t, waitTimeout)
+	js := natstest.JetStream(t, tc.Server.DirectURL())
 	for _, limit := range []int32{16, 128} {
 		raw, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fmt.Sprintf("size%d", limit), MaxValueSize: limit})
 		if err != nil {
@@ -111,7 +94,7 @@ func TestKVStoresEveryValueJetStreamStores(t *testing.T) {
 // the identity is short.
 func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "ident"})
 	rev, err := kv.Create(ctx, "k", []byte("1"))
 	if err != nil {
@@ -120,7 +103,7 @@ func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 	if _, err := kv.Update(ctx, "k", []byte("2"), rev); err != nil {
 		t.Fatal(err)
 	}
-	st, err := directJetStream(t, tc).Stream(ctx, "KV_ident")
+	st, err := natstest.JetStream(t, tc.Server.DirectURL()).Stream(ctx, "KV_ident")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +121,7 @@ func TestKVCompareAndSwapWritesCarryAShortIdentity(t *testing.T) {
 // changed follows the change.
 func TestKVValueLimitIsTheServersNotACachedCopy(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	cfg := jetstream.KeyValueConfig{Bucket: "resized", MaxValueSize: 32}
 	_, kv := newBucket(t, tc, cfg)
 	big := bytes.Repeat([]byte("b"), 100)

@@ -21,7 +21,7 @@ import (
 // newBucket creates a bucket on tc's server and a KVStore on it.
 func newBucket(t *testing.T, tc *natstest.TestClient, cfg jetstream.KeyValueConfig, opts ...func(*natsclient.KVOptions)) (jetstream.KeyValue, *natsclient.KVStore) {
 	t.Helper()
-	bucket, err := tc.Client.CreateKeyValueBucket(testContext(t), cfg)
+	bucket, err := tc.Client.CreateKeyValueBucket(natstest.Context(t, waitTimeout), cfg)
 	if err != nil {
 		t.Fatalf("CreateKeyValueBucket(%q): %v", cfg.Bucket, err)
 	}
@@ -36,7 +36,7 @@ func newBucket(t *testing.T, tc *natstest.TestClient, cfg jetstream.KeyValueConf
 // own KeyValue so that the store under test is not its own witness.
 func revisionOf(t *testing.T, bucket jetstream.KeyValue, key string) (uint64, []byte) {
 	t.Helper()
-	e, err := bucket.Get(testContext(t), key)
+	e, err := bucket.Get(natstest.Context(t, waitTimeout), key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -50,7 +50,7 @@ func TestKVStoreReadWriteAndErrors(t *testing.T) {
 	// Threshold 1: a single miscounted not-found or conflict would open it.
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "basics", History: 5})
 
 	_, err := kv.Get(ctx, "missing")
@@ -122,16 +122,16 @@ func TestKVStoreReadWriteAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := receive(t, w.Updates(), "initial value"); e == nil || e.Key() != "svc.processor" {
+	if e := natstest.Receive(t, w.Updates(), waitTimeout, "initial value"); e == nil || e.Key() != "svc.processor" {
 		t.Fatalf("first watch entry = %v", e)
 	}
-	if e := receive(t, w.Updates(), "end of initial values"); e != nil {
+	if e := natstest.Receive(t, w.Updates(), waitTimeout, "end of initial values"); e != nil {
 		t.Fatalf("want the nil marker, got %v", e)
 	}
 	if _, err := kv.Put(ctx, "svc.other", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	if e := receive(t, w.Updates(), "change"); e == nil || e.Key() != "svc.other" {
+	if e := natstest.Receive(t, w.Updates(), waitTimeout, "change"); e == nil || e.Key() != "svc.other" {
 		t.Fatalf("watched change = %v", e)
 	}
 	if err := w.Stop(); err != nil {
@@ -159,7 +159,7 @@ func TestKVStoreReadWriteAndErrors(t *testing.T) {
 
 func TestKVUpdateJSONMissingOrDeletedKeyIsAnEmptyObject(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "config", History: 5})
 
 	for round, prepare := range []func(){
@@ -257,7 +257,7 @@ func TestKVNoLostUpdateUnderContention(t *testing.T) {
 
 func TestKVRacingCreatorsOneWinsTheOtherUpdates(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "race"})
 
 	// Both creators read the missing key, then both write: one create wins,
@@ -297,7 +297,7 @@ func TestKVRacingCreatorsOneWinsTheOtherUpdates(t *testing.T) {
 
 func TestKVUpdateJSONRefusesStoredValuesThatAreNotObjects(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "bad"})
 	// null is not among them: it reads as an empty object
 	// (TestKVUpdateJSONReadsNullAsAnEmptyObject).
@@ -325,7 +325,7 @@ func TestKVUpdateJSONRefusesStoredValuesThatAreNotObjects(t *testing.T) {
 
 func TestKVUpdateFunctionErrorIsReturnedAsIsAndNothingWritten(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "fnerr"})
 	if _, err := kv.PutJSON(ctx, "k", map[string]int{"n": 1}); err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func TestKVUpdateFunctionErrorIsReturnedAsIsAndNothingWritten(t *testing.T) {
 
 func TestKVUpdateFunctionPanicIsNotSwallowed(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "panic"})
 	if _, err := kv.PutJSON(ctx, "k", map[string]int{"n": 1}); err != nil {
 		t.Fatal(err)
@@ -380,7 +380,7 @@ func TestKVUpdateFunctionPanicIsNotSwallowed(t *testing.T) {
 func TestKVBadInputIsRefusedClearlyAndNeverTripsTheBreaker(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "limits", MaxValueSize: 64})
 
 	for _, key := range []string{"", ".a", "a.", "a..b", "a b", "a*", "a>", "ü", "a\nb"} {
@@ -426,7 +426,7 @@ func TestKVBadInputIsRefusedClearlyAndNeverTripsTheBreaker(t *testing.T) {
 
 func TestKVOptionsAreValidatedNeverReplaced(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "opts"})
 	if o := kv.Options(); o.MaxRetries != 3 || o.RetryDelay != 10*time.Millisecond || o.Timeout != 5*time.Second {
 		t.Fatalf("defaults = %+v, want 3, 10ms, 5s", o)
@@ -457,7 +457,7 @@ func TestKVOptionsAreValidatedNeverReplaced(t *testing.T) {
 
 func TestKVRetriesRunOutWithACountedConflictError(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "contended"},
 		func(o *natsclient.KVOptions) { o.MaxRetries = 2; o.RetryDelay = time.Millisecond })
 	if _, err := kv.PutJSON(ctx, "k", map[string]int{"n": 0}); err != nil {
@@ -487,7 +487,7 @@ func TestKVRetriesRunOutWithACountedConflictError(t *testing.T) {
 
 func TestKVTimeoutAndContextBoundTheLoop(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "bounded"}, func(o *natsclient.KVOptions) {
 		o.MaxRetries = 1 << 20
 		o.RetryDelay = 5 * time.Millisecond
@@ -521,11 +521,11 @@ func TestKVTimeoutAndContextBoundTheLoop(t *testing.T) {
 func TestKVBreakerOpenFailsFast(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(2), natsclient.WithReconnectWait(time.Second), natsclient.WithMaxBackoff(5*time.Second)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "breaker"})
 	events := tc.Client.StateChanges(ctx)
 	tc.Server.Stop()
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 
 	start := time.Now()
 	called := false
@@ -547,7 +547,7 @@ func TestKVBreakerOpenFailsFast(t *testing.T) {
 func TestKVHandlesSurviveRestartAndNewConnection(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "durable"})
 	increment := func(what string) {
 		t.Helper()
@@ -561,9 +561,9 @@ func TestKVHandlesSurviveRestartAndNewConnection(t *testing.T) {
 	// MaxReconnects 0: nats.go gives the connection up, the client dials a
 	// new one, and the handles must rebind to it.
 	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
 	tc.Server.Start()
-	waitEvent(t, events, "connected on a new connection", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected on a new connection", natstest.ToState(natsclient.StateConnected))
 	if n := tc.Client.Stats().Connections; n != 2 {
 		t.Fatalf("Connections = %d, want 2", n)
 	}
@@ -573,7 +573,7 @@ func TestKVHandlesSurviveRestartAndNewConnection(t *testing.T) {
 	}
 
 	tc.Server.Restart()
-	waitEvent(t, events, "connected after restart", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected after restart", natstest.ToState(natsclient.StateConnected))
 	increment("after a restart")
 	var n int
 	if _, err := kv.GetJSON(ctx, "n", &n); err != nil || n != 3 {
@@ -586,7 +586,7 @@ func TestKVHandlesSurviveRestartAndNewConnection(t *testing.T) {
 
 func TestUpdateJSONAsKeepsStructs(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "typed"})
 	type limits struct {
 		Workers int      `json:"workers"`
@@ -635,7 +635,7 @@ func TestKVConflictsAreRecognisedByCodeNotText(t *testing.T) {
 func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "watched", History: 10})
 	for _, kv1 := range [][2]string{{"cfg.a", "1"}, {"cfg.z", "0"}} {
 		if _, err := kv.Put(ctx, kv1[0], []byte(kv1[1])); err != nil {
@@ -648,7 +648,7 @@ func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 	}
 	next := func(what string) string {
 		t.Helper()
-		e := receive(t, w.Updates(), what)
+		e := natstest.Receive(t, w.Updates(), waitTimeout, what)
 		if e == nil {
 			return "<nil>"
 		}
@@ -658,11 +658,7 @@ func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 		t.Fatalf("initial delivery: %s", got)
 	}
 
-	events := tc.Client.StateChanges(ctx)
-	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
-	tc.Server.Start()
-	waitEvent(t, events, "connected on a new connection", toState(natsclient.StateConnected))
+	tc.RestartServer(waitTimeout)
 	// Written before or after the watcher rebound: resuming after the last
 	// delivered revision delivers them, once, and nothing earlier again
 	// (watching afresh would deliver cfg.z=0 a second time).
@@ -691,7 +687,7 @@ func TestKVWatchFollowsTheClientToANewConnection(t *testing.T) {
 func TestKVMissingBucketIsReportedAtOnceAndNeverAnUnknownOutcome(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	// A Timeout far beyond what the test allows: waiting for it, rather than
 	// knowing the answer, fails the test.
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "gone"}, func(o *natsclient.KVOptions) { o.Timeout = time.Minute })
@@ -749,7 +745,7 @@ func TestKVMissingBucketIsReportedAtOnceAndNeverAnUnknownOutcome(t *testing.T) {
 // know.
 func TestUpdateJSONAsKeepsFieldsTheTypeDoesNotDeclare(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "versions"})
 	type v1 struct {
 		Name string `json:"name"`
@@ -803,7 +799,7 @@ func TestUpdateJSONAsKeepsFieldsTheTypeDoesNotDeclare(t *testing.T) {
 func TestKVWatchInvalidPatternsAndStopAfterItsContext(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "patterns"})
 	for _, pattern := range []string{"", "a.>.b", "foo.", "foo..bar", ".foo", "a b"} {
 		_, err := kv.Watch(ctx, pattern)

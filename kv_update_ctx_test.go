@@ -15,11 +15,11 @@ import (
 // with plain jetstream: no message at all was stored when it did not move.
 func lastSeq(t *testing.T, js jetstream.JetStream, bucket string) uint64 {
 	t.Helper()
-	st, err := js.Stream(testContext(t), "KV_"+bucket)
+	st, err := js.Stream(natstest.Context(t, waitTimeout), "KV_"+bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(testContext(t))
+	info, err := st.Info(natstest.Context(t, waitTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,8 +33,8 @@ func lastSeq(t *testing.T, js jetstream.JetStream, bucket string) uint64 {
 func TestKVUpdateWhoseContextEndsInTheFunctionStoresNothing(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "ctxends", History: 5})
-	js := directJetStream(t, tc)
-	if _, err := bucket.Put(testContext(t), "k", []byte(`{"n":1}`)); err != nil {
+	js := natstest.JetStream(t, tc.Server.DirectURL())
+	if _, err := bucket.Put(natstest.Context(t, waitTimeout), "k", []byte(`{"n":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	// Each ends its ctx from inside the update function: by cancelling it,
@@ -93,11 +93,11 @@ func TestKVUpdateWhoseContextEndsInTheFunctionStoresNothing(t *testing.T) {
 func TestKVUpdateWhoseContextEndsOnTheWireIsAnUnknownOutcome(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV(), natstest.WithClientOptions(natsclient.WithTimeout(time.Second)))
 	_, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "onthewire", History: 5})
-	direct, err := directJetStream(t, tc).KeyValue(testContext(t), "onthewire")
+	direct, err := natstest.JetStream(t, tc.Server.DirectURL()).KeyValue(natstest.Context(t, waitTimeout), "onthewire")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := direct.Put(testContext(t), "k", []byte(`{"n":1}`)); err != nil {
+	if _, err := direct.Put(natstest.Context(t, waitTimeout), "k", []byte(`{"n":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	freezeNow, frozen := make(chan struct{}), make(chan struct{})
@@ -113,15 +113,15 @@ func TestKVUpdateWhoseContextEndsOnTheWireIsAnUnknownOutcome(t *testing.T) {
 			return nil
 		})
 	}()
-	receive(t, freezeNow, "the update function's call")
+	natstest.Receive(t, freezeNow, waitTimeout, "the update function's call")
 	tc.Server.FreezeReplies()
 	close(frozen)
-	err = receive(t, result, "UpdateJSON's result")
+	err = natstest.Receive(t, result, waitTimeout, "UpdateJSON's result")
 	tc.Server.Thaw()
 	if !errors.Is(err, natsclient.ErrKVUnknownOutcome) {
 		t.Fatalf("err = %v, want ErrKVUnknownOutcome for a write the server received", err)
 	}
-	e, err := direct.Get(testContext(t), "k")
+	e, err := direct.Get(natstest.Context(t, waitTimeout), "k")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // can still update: it reads null as an empty object, as a missing key.
 func TestKVUpdateJSONReadsNullAsAnEmptyObject(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithKV())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, kv := newBucket(t, tc, jetstream.KeyValueConfig{Bucket: "nulls", History: 5})
 	type config struct{ Workers int }
 	cases := map[string]func(t *testing.T, key string){

@@ -85,12 +85,12 @@ func TestNotConnectedBetweenConnections(t *testing.T) {
 		natsclient.WithMaxReconnects(0), // nats.go gives up at once
 		natsclient.WithCircuitBreakerThreshold(1000),
 	))
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	events := c.StateChanges(ctx)
 	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
 	var err error
-	eventually(t, "a call between connections", func() bool {
+	natstest.Eventually(t, waitTimeout, "a call between connections", func() bool {
 		err = c.Publish(ctx, "between", nil)
 		return errors.Is(err, natsclient.ErrNotConnected)
 	})
@@ -104,7 +104,7 @@ func TestNotConnectedBetweenConnections(t *testing.T) {
 		t.Fatalf("State between connections = %v, want reconnecting", st)
 	}
 	tc.Server.Start()
-	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected again", natstest.ToState(natsclient.StateConnected))
 	if err := c.Publish(ctx, "after", nil); err != nil {
 		t.Fatalf("Publish after the new connection: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestCloseFromMessageHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -161,13 +161,13 @@ func TestCloseFromMessageHandler(t *testing.T) {
 	if err := c.Publish(ctx, "stop", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := receive(t, result, "Close's return in the handler"); err != nil {
+	if err := natstest.Receive(t, result, waitTimeout, "Close's return in the handler"); err != nil {
 		t.Fatalf("Close from a handler = %v", err)
 	}
 	if handledAtReturn != queued {
 		t.Fatalf("Close returned when %d of %d queued messages were handled: the other subscription had not drained", handledAtReturn, queued)
 	}
-	receive(t, closed, "the closed callback, once the handler returned")
+	natstest.Receive(t, closed, waitTimeout, "the closed callback, once the handler returned")
 	if st := c.State(); st != natsclient.StateClosed {
 		t.Fatalf("State = %v", st)
 	}
@@ -188,7 +188,7 @@ func TestPublishOnlyClientConnects(t *testing.T) {
 			}}}
 		}))
 	c := newClient(t, srv.URL(), fast(natsclient.WithUserInfo("sensor", "s3cret"))...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatalf("Connect as a publish-only user: %v", err)
 	}

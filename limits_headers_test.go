@@ -41,7 +41,7 @@ func cloneHeader(h nats.Header) nats.Header {
 // a failure: what a message the server refused would have cost.
 func keptConnection(t *testing.T, c *natsclient.Client) {
 	t.Helper()
-	if err := c.Flush(testContext(t)); err != nil {
+	if err := c.Flush(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
 	st := c.Stats()
@@ -63,7 +63,7 @@ func TestHeadersCountTowardMaxPayload(t *testing.T) {
 	const limit = 1024
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(), tracedOption(t),
 		natstest.WithServerOptions(func(o *server.Options) { o.MaxPayload = limit }))
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	if _, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestHeadersCountTowardMaxPayload(t *testing.T) {
 	if err := c.Publish(ctx, "fits", make([]byte, limit-traceparentLen)); err != nil {
 		t.Fatalf("Publish of %d bytes with a %d-byte traceparent, max_payload %d: %v", limit-traceparentLen, traceparentLen, limit, err)
 	}
-	if m := receive(t, got, "the message at the limit"); m.Header.Get("traceparent") == "" {
+	if m := natstest.Receive(t, got, waitTimeout, "the message at the limit"); m.Header.Get("traceparent") == "" {
 		t.Fatal("the message at the limit came without its traceparent")
 	}
 	header := nats.Header{"Pad": []string{strings.Repeat("h", 200)}}
@@ -124,7 +124,7 @@ func TestHeaderLinesFitTheServerControlLine(t *testing.T) {
 				opts = append(opts, tracedOption(t))
 			}
 			tc := natstest.NewTestClient(t, opts...)
-			c, ctx := tc.Client, testContext(t)
+			c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 			if _, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "LONG", Subjects: []string{"s.>"}}); err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +170,7 @@ func TestHeaderLinesFitTheServerControlLine(t *testing.T) {
 // and a plain nats.go connection shows that the server does refuse it.
 func TestHeaderSizeOverTheControlLineIsRefused(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	msg := func() *nats.Msg {
 		return &nats.Msg{Subject: longSubject(4085), Header: nats.Header{"Pad": []string{strings.Repeat("h", 20000)}}}
 	}
@@ -190,7 +190,7 @@ func TestHeaderSizeOverTheControlLineIsRefused(t *testing.T) {
 		t.Fatalf("nats.go PublishMsg: %v", err)
 	}
 	_ = nc.Flush()
-	receive(t, closed, "the server closing the plain connection")
+	natstest.Receive(t, closed, waitTimeout, "the server closing the plain connection")
 	if err := nc.LastError(); err == nil || !strings.Contains(err.Error(), "maximum control line exceeded") {
 		t.Fatalf("the plain connection ended with %v, want the server's maximum control line error", err)
 	}

@@ -25,7 +25,7 @@ func longSubject(n int) string {
 // every new connection.
 func TestSubjectOverTheControlLineIsRefused(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	huge := longSubject(5000)
 	handler := func(*nats.Msg) {}
 	checks := map[string]error{
@@ -61,7 +61,7 @@ func TestSubjectOverTheControlLineIsRefused(t *testing.T) {
 // more is refused.
 func TestLongestAcceptedSubjectWorks(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	c, ctx := tc.Client, testContext(t)
+	c, ctx := tc.Client, natstest.Context(t, waitTimeout)
 	// SUB <subject> <sid>\r\n, counting the widest sid (20 digits).
 	longest := natsclient.MaxControlLine - len("SUB ") - len(" ") - 20 - len("\r\n")
 	if _, err := c.Subscribe(longSubject(longest+1), func(*nats.Msg) {}); !errors.Is(err, natsclient.ErrInvalidArgument) {
@@ -78,7 +78,7 @@ func TestLongestAcceptedSubjectWorks(t *testing.T) {
 	if err := c.Publish(ctx, subject, []byte("edge")); err != nil {
 		t.Fatalf("Publish at the limit: %v", err)
 	}
-	if m := receive(t, got, "message on the longest subject"); string(m.Data) != "edge" {
+	if m := natstest.Receive(t, got, waitTimeout, "message on the longest subject"); string(m.Data) != "edge" {
 		t.Fatalf("got %q", m.Data)
 	}
 	if st := c.Stats(); st.Connections != 1 || st.Reconnects != 0 {
@@ -127,7 +127,7 @@ func TestServerURLFormsAccepted(t *testing.T) {
 	srv := natstest.NewServer(t)
 	bare := strings.TrimPrefix(srv.URL(), "nats://")
 	c := newClient(t, bare, fast()...)
-	if err := c.Connect(testContext(t)); err != nil {
+	if err := c.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("Connect to %q: %v", bare, err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -18,18 +17,6 @@ import (
 // a consumer through a domain about 28 s: nats.go finds them lost only by
 // missed heartbeats.
 const resumeBound = 2 * time.Second
-
-// restartServer stops the client's server and starts it again, and returns
-// when the client has announced it is connected again.
-func restartServer(t *testing.T, tc *natstest.TestClient) time.Time {
-	t.Helper()
-	events := tc.Client.StateChanges(testContext(t))
-	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
-	tc.Server.Start()
-	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
-	return time.Now()
-}
 
 // within fails the test unless an item matching want arrives on ch within
 // bound of since; earlier items go to seen. It returns the item.
@@ -96,7 +83,8 @@ func TestKVWatchResumesWithinTwoSecondsOfEachRestart(t *testing.T) {
 			}
 			within(t, w.Updates(), time.Now(), waitTimeout, "the initial value", value("0"), seen)
 			for i := 1; i <= 3; i++ {
-				back := restartServer(t, tc)
+				tc.RestartServer(waitTimeout)
+				back := time.Now()
 				v := fmt.Sprint(i)
 				// The server may take a moment to have JetStream again.
 				eventuallyOK(t, "put after restart "+v, func() error {
@@ -144,7 +132,7 @@ func TestConsumeResumesWithinTwoSecondsOfEachRestart(t *testing.T) {
 	// comes again (JetStream's at-least-once), which is not what is tested.
 	acked := func() {
 		t.Helper()
-		eventually(t, "the server has the acknowledgements", func() bool {
+		natstest.Eventually(t, waitTimeout, "the server has the acknowledgements", func() bool {
 			st, err := tc.Client.Stream(ctx, "RESUME")
 			if err != nil {
 				return false
@@ -156,7 +144,8 @@ func TestConsumeResumesWithinTwoSecondsOfEachRestart(t *testing.T) {
 	within(t, got, time.Now(), waitTimeout, "the first message", is("0"), seen)
 	for i := 1; i <= 3; i++ {
 		acked()
-		back := restartServer(t, tc)
+		tc.RestartServer(waitTimeout)
+		back := time.Now()
 		v := fmt.Sprint(i)
 		eventuallyOK(t, "publish after restart "+v, func() error {
 			_, err := tc.Client.PublishToStream(ctx, "resume.x", []byte(v))
@@ -203,42 +192,8 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 	site := newEdgeSite(t, natsclient.WithTimeout(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := site.hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "CENTRAL", Subjects: []string{"central.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	// A producer at the hub, which keeps working while the site is cut off.
-	nc, err := nats.Connect(site.hub.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	hubJS, err := jetstream.NewWithDomain(nc, "hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubKV, err := hubJS.KeyValue(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	got := make(chan string, 16)
-	cons, err := site.hubJS.Consume(ctx, "CENTRAL", "edge-reader", func(m jetstream.Msg) error {
-		got <- string(m.Data())
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("Consume through Domain(hub): %v", err)
-	}
-	defer cons.Stop()
-	hubBucket, err := site.hubJS.KeyValueBucket(ctx, "cfg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := site.hubJS.NewKVStore(hubBucket).Watch(ctx, "greeting")
-	if err != nil {
-		t.Fatalf("Watch through Domain(hub): %v", err)
-	}
-	defer func() { _ = w.Stop() }()
+	feed := newCentralFeed(t, ctx, site)
+	hubJS, hubKV, got, w := feed.hubJS, feed.hubKV, feed.got, feed.w
 
 	counts := map[string]int{}
 	consumed := func(m string) {
@@ -267,7 +222,7 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 		v := fmt.Sprint(i)
 		// The last message's ack must reach the hub before the cut, or it
 		// comes again (at-least-once), which is not what is tested.
-		eventually(t, "the hub has the acknowledgements", func() bool {
+		natstest.Eventually(t, waitTimeout, "the hub has the acknowledgements", func() bool {
 			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 			return err == nil && c.CachedInfo().NumAckPending == 0
 		})
@@ -276,7 +231,7 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 		site.leaf.WaitForHubLink(false)
 		// The hub drops the pull request of a consumer it lost sight of:
 		// what follows needs a new one, which only the client can send.
-		eventually(t, "the hub drops the cut-off consumer's pull request", func() bool {
+		natstest.Eventually(t, waitTimeout, "the hub drops the cut-off consumer's pull request", func() bool {
 			c, err := hubJS.Consumer(ctx, "CENTRAL", "edge-reader")
 			return err == nil && c.CachedInfo().NumWaiting == 0
 		})
@@ -284,7 +239,7 @@ func TestDomainConsumeAndWatchResumeWithinTwoSecondsOfTheHubLink(t *testing.T) {
 			// A longer cut: the hub deletes the watcher's consumer (an
 			// ephemeral one, 5 s without interest), which otherwise goes on
 			// delivering once the link and the watcher's interest return.
-			eventually(t, "the hub deletes the watcher's consumer", func() bool {
+			natstest.Eventually(t, waitTimeout, "the hub deletes the watcher's consumer", func() bool {
 				left := hubConsumers(t, ctx, hubJS, "KV_cfg")
 				for name := range watches {
 					if left[name] {

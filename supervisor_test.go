@@ -41,7 +41,7 @@ func newClient(t *testing.T, url string, opts ...natsclient.Option) *natsclient.
 
 func TestPublishSubscribeRequest(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	got := make(chan *nats.Msg, 1)
 	if _, err := tc.Client.Subscribe("orders.*", func(m *nats.Msg) { got <- m }); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestPublishSubscribeRequest(t *testing.T) {
 	if err := tc.Client.Publish(ctx, "orders.new", []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, got, "message"); string(m.Data) != "one" || m.Subject != "orders.new" {
+	if m := natstest.Receive(t, got, waitTimeout, "message"); string(m.Data) != "one" || m.Subject != "orders.new" {
 		t.Fatalf("got %q on %q", m.Data, m.Subject)
 	}
 
@@ -63,7 +63,7 @@ func TestPublishSubscribeRequest(t *testing.T) {
 	if err := tc.Client.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, got, "message with headers"); m.Header.Get("Trace") != "abc" || m.Header.Get("Tenant") != "t1" {
+	if m := natstest.Receive(t, got, waitTimeout, "message with headers"); m.Header.Get("Trace") != "abc" || m.Header.Get("Tenant") != "t1" {
 		t.Fatalf("headers lost: %v", m.Header)
 	}
 
@@ -86,7 +86,7 @@ func TestPublishSubscribeRequest(t *testing.T) {
 
 func TestQueueSubscribeAndUnsubscribe(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	var a, b atomic.Int64
 	all := make(chan struct{}, 100)
 	handler := func(n *atomic.Int64) nats.MsgHandler {
@@ -108,7 +108,7 @@ func TestQueueSubscribeAndUnsubscribe(t *testing.T) {
 		}
 	}
 	for range 50 {
-		receive(t, all, "queued message")
+		natstest.Receive(t, all, waitTimeout, "queued message")
 	}
 	if a.Load()+b.Load() != 50 {
 		t.Fatalf("queue group delivered %d+%d messages, want 50 in all", a.Load(), b.Load())
@@ -126,7 +126,7 @@ func TestQueueSubscribeAndUnsubscribe(t *testing.T) {
 		}
 	}
 	for range 10 {
-		receive(t, all, "message after unsubscribe")
+		natstest.Receive(t, all, waitTimeout, "message after unsubscribe")
 	}
 	if a.Load() != before {
 		t.Fatalf("unsubscribed handler still received %d messages", a.Load()-before)
@@ -135,7 +135,7 @@ func TestQueueSubscribeAndUnsubscribe(t *testing.T) {
 
 func TestConnectTwiceMakesOneConnection(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	if err := tc.Client.Connect(testContext(t)); err != nil {
+	if err := tc.Client.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("second Connect: %v", err)
 	}
 	if n := tc.Client.Stats().Connections; n != 1 {
@@ -151,13 +151,13 @@ func TestConnectRetriesUntilServerIsUp(t *testing.T) {
 	srv.Stop()
 	c := newClient(t, srv.URL(), fast(natsclient.WithCircuitBreakerThreshold(100))...)
 	done := make(chan error, 1)
-	go func() { done <- c.Connect(testContext(t)) }()
-	eventually(t, "two failed dials", func() bool { return c.Stats().ConsecutiveFailures >= 2 })
+	go func() { done <- c.Connect(natstest.Context(t, waitTimeout)) }()
+	natstest.Eventually(t, waitTimeout, "two failed dials", func() bool { return c.Stats().ConsecutiveFailures >= 2 })
 	if c.State() != natsclient.StateConnecting {
 		t.Fatalf("state while dialling = %v, want connecting", c.State())
 	}
 	srv.Start()
-	if err := receive(t, done, "Connect result"); err != nil {
+	if err := natstest.Receive(t, done, waitTimeout, "Connect result"); err != nil {
 		t.Fatalf("Connect after server came up: %v", err)
 	}
 	if c.State() != natsclient.StateConnected || c.Stats().ConsecutiveFailures != 0 {
@@ -178,7 +178,7 @@ func TestConnectGivesUpWhenContextEnds(t *testing.T) {
 	if !strings.Contains(err.Error(), "last attempt") {
 		t.Fatalf("Connect error does not say what the last attempt met: %v", err)
 	}
-	eventually(t, "state back to disconnected", func() bool { return c.State() == natsclient.StateDisconnected })
+	natstest.Eventually(t, waitTimeout, "state back to disconnected", func() bool { return c.State() == natsclient.StateDisconnected })
 	if err := c.Publish(context.Background(), "x", nil); err == nil {
 		t.Fatal("Publish on an unconnected client succeeded")
 	}
@@ -190,7 +190,7 @@ func TestConnectPermanentErrorReturnsAtOnce(t *testing.T) {
 	}))
 	c := newClient(t, srv.URL(), fast(natsclient.WithUserInfo("app", "wrong"))...)
 	start := time.Now()
-	err := c.Connect(testContext(t))
+	err := c.Connect(natstest.Context(t, waitTimeout))
 	if !errors.Is(err, natsclient.ErrPermanent) || !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("Connect with a wrong password = %v, want ErrPermanent and ErrAuthorization", err)
 	}
@@ -206,7 +206,7 @@ func TestConnectPermanentErrorReturnsAtOnce(t *testing.T) {
 	}
 
 	good := newClient(t, srv.URL(), fast(natsclient.WithUserInfo("app", "secret"))...)
-	if err := good.Connect(testContext(t)); err != nil {
+	if err := good.Connect(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("Connect with the right password: %v", err)
 	}
 }
@@ -219,7 +219,7 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	if n := closedCalls.Load(); n != 1 {
 		t.Fatalf("closed callback ran %d times, want 1", n)
 	}
-	waitEvent(t, events, "closed event", toState(natsclient.StateClosed))
+	natstest.Await(t, events, waitTimeout, "closed event", natstest.ToState(natsclient.StateClosed))
 	if _, ok := <-events; ok {
 		t.Fatal("state channel still open after Close")
 	}
@@ -296,25 +296,25 @@ func TestServerRestartKeepsSubscriptions(t *testing.T) {
 		natsclient.WithReconnectCallback(func() { reconnects.Add(1) }),
 		natsclient.WithDisconnectCallback(func(error) { disconnects.Add(1) }),
 	))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	got := make(chan string, 10)
 	if _, err := tc.Client.Subscribe("telemetry", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
 	events := tc.Client.StateChanges(ctx)
 	tc.Server.Restart()
-	ev := waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	ev := natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
 	if ev.From != natsclient.StateConnected || ev.Err == nil {
 		t.Fatalf("reconnecting event = %+v, want from connected with a cause", ev)
 	}
-	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected again", natstest.ToState(natsclient.StateConnected))
 	if err := tc.Client.Publish(ctx, "telemetry", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, got, "message after restart"); m != "after" {
+	if m := natstest.Receive(t, got, waitTimeout, "message after restart"); m != "after" {
 		t.Fatalf("got %q", m)
 	}
-	eventually(t, "reconnect callback", func() bool { return reconnects.Load() >= 1 })
+	natstest.Eventually(t, waitTimeout, "reconnect callback", func() bool { return reconnects.Load() >= 1 })
 	if n, d := reconnects.Load(), disconnects.Load(); n != 1 || d != 1 {
 		t.Fatalf("reconnect callback ran %d times, disconnect %d, want 1 and 1", n, d)
 	}
@@ -325,7 +325,7 @@ func TestServerRestartKeepsSubscriptions(t *testing.T) {
 
 func TestNewConnectionAfterNATSGivesUp(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithClientOptions(natsclient.WithMaxReconnects(0)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	got := make(chan string, 10)
 	if _, err := tc.Client.Subscribe("a.>", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
 		t.Fatal(err)
@@ -333,11 +333,7 @@ func TestNewConnectionAfterNATSGivesUp(t *testing.T) {
 	if _, err := tc.Client.QueueSubscribe("b", "q", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
-	events := tc.Client.StateChanges(ctx)
-	tc.Server.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
-	tc.Server.Start()
-	waitEvent(t, events, "connected on a new connection", toState(natsclient.StateConnected))
+	tc.RestartServer(waitTimeout)
 	if n := tc.Client.Stats().Connections; n != 2 {
 		t.Fatalf("Connections = %d, want 2 (a new one dialled)", n)
 	}
@@ -345,7 +341,7 @@ func TestNewConnectionAfterNATSGivesUp(t *testing.T) {
 		if err := tc.Client.Publish(ctx, subj, []byte(subj)); err != nil {
 			t.Fatal(err)
 		}
-		if m := receive(t, got, "message on "+subj); m != subj {
+		if m := natstest.Receive(t, got, waitTimeout, "message on "+subj); m != subj {
 			t.Fatalf("got %q, want %q", m, subj)
 		}
 	}
@@ -353,10 +349,10 @@ func TestNewConnectionAfterNATSGivesUp(t *testing.T) {
 
 func TestBreakerOpensFailsFastAndRecoversByItself(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(3)))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	events := tc.Client.StateChanges(ctx)
 	tc.Server.Stop()
-	open := waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	open := natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 	if open.Err == nil {
 		t.Fatal("breaker-open event has no cause")
 	}
@@ -376,11 +372,11 @@ func TestBreakerOpensFailsFastAndRecoversByItself(t *testing.T) {
 	}
 	// The breaker keeps probing at its interval; with the server still down
 	// the probe fails and it opens again.
-	waitEvent(t, events, "half-open probe", breakerIs(natsclient.BreakerHalfOpen))
-	waitEvent(t, events, "reopened after a failed probe", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "half-open probe", natstest.BreakerIs(natsclient.BreakerHalfOpen))
+	natstest.Await(t, events, waitTimeout, "reopened after a failed probe", natstest.BreakerIs(natsclient.BreakerOpen))
 
 	tc.Server.Start()
-	waitEvent(t, events, "breaker closed", func(ev natsclient.StateChange) bool {
+	natstest.Await(t, events, waitTimeout, "breaker closed", func(ev natsclient.StateChange) bool {
 		return ev.Breaker == natsclient.BreakerClosed && ev.To == natsclient.StateConnected
 	})
 	if err := tc.Client.Publish(ctx, "a", []byte("x")); err != nil {
@@ -393,7 +389,7 @@ func TestCallerMistakesDoNotTripTheBreaker(t *testing.T) {
 		natstest.WithServerOptions(func(o *server.Options) { o.MaxPayload = 1024 }),
 		natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(1)))
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	for _, subject := range []string{"", "a b", "a..b", ".a", "a.", "a.*", ">", "a\tb"} {
@@ -468,7 +464,7 @@ func TestCallbacksMayCallBackIntoTheClient(t *testing.T) {
 	tc.Server.Restart()
 	want := []string{"disconnect:reconnecting", "reconnect:connected", "close:nil", "closed:closed"}
 	for _, w := range want {
-		if got := receive(t, results, w); got != w {
+		if got := natstest.Receive(t, results, waitTimeout, w); got != w {
 			t.Fatalf("callback said %q, want %q", got, w)
 		}
 	}
@@ -495,9 +491,9 @@ func TestSlowStateSubscriberNeverBlocksAndSeesThePresent(t *testing.T) {
 		// Only the return to connected is awaited: this reader can fall
 		// behind too (a container restart is slow and the breaker moves
 		// meanwhile), and then it sees the present, not each step.
-		waitEvent(t, events, "connected", toState(natsclient.StateConnected))
+		natstest.Await(t, events, waitTimeout, "connected", natstest.ToState(natsclient.StateConnected))
 	}
-	ev := receive(t, neverRead, "first event for the slow subscriber")
+	ev := natstest.Receive(t, neverRead, waitTimeout, "first event for the slow subscriber")
 	if ev.To != natsclient.StateConnected || ev.Missed == 0 {
 		t.Fatalf("slow subscriber's next read = %+v, want the present (connected) with Missed > 0", ev)
 	}
@@ -554,7 +550,7 @@ func TestInvalidOptionsAreNamed(t *testing.T) {
 
 func TestCloseDrainsPendingMessages(t *testing.T) {
 	tc := natstest.NewTestClient(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	var handled atomic.Int32
 	release := make(chan struct{})
 	if _, err := tc.Client.Subscribe("work", func(*nats.Msg) {
@@ -575,7 +571,7 @@ func TestCloseDrainsPendingMessages(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- tc.Client.Close(ctx) }()
 	close(release)
-	if err := receive(t, closed, "Close result"); err != nil {
+	if err := natstest.Receive(t, closed, waitTimeout, "Close result"); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if got := handled.Load(); got != n {
@@ -593,11 +589,11 @@ func TestCloseDuringConnectAttempts(t *testing.T) {
 	}
 	connectErr := make(chan error, 1)
 	go func() { connectErr <- c.Connect(context.Background()) }()
-	eventually(t, "a failed dial", func() bool { return c.Stats().ConsecutiveFailures >= 1 })
-	if err := c.Close(testContext(t)); err != nil {
+	natstest.Eventually(t, waitTimeout, "a failed dial", func() bool { return c.Stats().ConsecutiveFailures >= 1 })
+	if err := c.Close(natstest.Context(t, waitTimeout)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := receive(t, connectErr, "Connect result"); !errors.Is(err, natsclient.ErrClosed) {
+	if err := natstest.Receive(t, connectErr, waitTimeout, "Connect result"); !errors.Is(err, natsclient.ErrClosed) {
 		t.Fatalf("Connect interrupted by Close = %v, want ErrClosed", err)
 	}
 	goleak.VerifyNone(t, ignore)
@@ -620,14 +616,14 @@ func TestNATSOptionHandlersRunBesideTheClients(t *testing.T) {
 		natsclient.WithLogger(logs),
 		natsclient.WithNATSOptions(nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { userDisconnects <- err })),
 	))
-	events := tc.Client.StateChanges(testContext(t))
+	events := tc.Client.StateChanges(natstest.Context(t, waitTimeout))
 	tc.Server.Restart()
-	receive(t, userDisconnects, "the user's nats.go disconnect handler")
+	natstest.Receive(t, userDisconnects, waitTimeout, "the user's nats.go disconnect handler")
 	// The client's own handler still drives the supervisor.
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
-	waitEvent(t, events, "connected", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "connected", natstest.ToState(natsclient.StateConnected))
 	for {
-		line := receive(t, logs, "a log line about the reconnect")
+		line := natstest.Receive(t, logs, waitTimeout, "a log line about the reconnect")
 		if strings.Contains(line, "natsclient: ") && strings.Contains(line, "state=connected") {
 			break
 		}

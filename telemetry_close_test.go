@@ -57,7 +57,7 @@ func TestCloseFromHandlerUnregistersMetrics(t *testing.T) {
 	finished := make(chan struct{})
 	c := newClient(t, tc.URL, fast(natsclient.WithMeterProvider(mp),
 		natsclient.WithClosedCallback(func() { close(finished) }))...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func TestCloseFromHandlerUnregistersMetrics(t *testing.T) {
 	if err := c.Publish(ctx, "stop", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := receive(t, result, "Close's return in the handler"); err != nil {
+	if err := natstest.Receive(t, result, waitTimeout, "Close's return in the handler"); err != nil {
 		t.Fatalf("Close from a handler = %v", err)
 	}
-	receive(t, finished, "the closed callback: the client has finished")
+	natstest.Receive(t, finished, waitTimeout, "the closed callback: the client has finished")
 	if n := observations(t, reader); n != 0 {
 		t.Fatalf("%d observations of a client closed from a handler: its metrics callback is still registered", n)
 	}

@@ -64,7 +64,7 @@ func (o *observed) span(t *testing.T, name string) sdktrace.ReadOnlySpan {
 // after the handler returns, which the test cannot otherwise see.
 func (o *observed) waitSpan(t *testing.T, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
-	eventually(t, "span "+name+" ended", func() bool {
+	natstest.Eventually(t, waitTimeout, "span "+name+" ended", func() bool {
 		for _, s := range o.spans.Ended() {
 			if s.Name() == name {
 				return true
@@ -144,7 +144,7 @@ func (o *observed) metricSum(t *testing.T, name string) (int64, bool) {
 
 func TestTracePublishToSubscribeHandler(t *testing.T) {
 	o := newObserved(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	handled := make(chan trace.SpanContext, 1)
 	if _, err := o.Client.SubscribeFunc("orders.*", func(ctx context.Context, m *nats.Msg) {
 		handled <- trace.SpanContextFromContext(ctx)
@@ -170,7 +170,7 @@ func TestTracePublishToSubscribeHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	root.End()
-	inHandler := receive(t, handled, "handled message")
+	inHandler := natstest.Receive(t, handled, waitTimeout, "handled message")
 	if inHandler.TraceID() != root.SpanContext().TraceID() {
 		t.Fatalf("handler's trace %v, want the publisher's %v", inHandler.TraceID(), root.SpanContext().TraceID())
 	}
@@ -217,7 +217,7 @@ func TestTracePublishToSubscribeHandler(t *testing.T) {
 
 func TestTraceRequestToReplyToHandler(t *testing.T) {
 	o := newObserved(t)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if _, err := o.Client.QueueSubscribeFunc("svc.echo", "workers", func(ctx context.Context, m *nats.Msg) {
 		// The reply, sent with the handler's ctx, continues the trace.
 		_ = o.Client.Publish(ctx, m.Reply, m.Data)
@@ -260,7 +260,7 @@ func TestTraceRequestToReplyToHandler(t *testing.T) {
 
 func TestTraceJetStreamPublishToConsume(t *testing.T) {
 	o := newObserved(t, natstest.WithJetStream())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if _, err := o.Client.CreateStream(ctx, jetstream.StreamConfig{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestTraceJetStreamPublishToConsume(t *testing.T) {
 		t.Fatal(err)
 	}
 	root.End()
-	if s := receive(t, got, "consumed message"); s.sc.TraceID() != root.SpanContext().TraceID() {
+	if s := natstest.Receive(t, got, waitTimeout, "consumed message"); s.sc.TraceID() != root.SpanContext().TraceID() {
 		t.Fatalf("Consume handler's trace %v, want %v", s.sc.TraceID(), root.SpanContext().TraceID())
 	}
 	send := o.span(t, "send jobs.run")
@@ -308,9 +308,9 @@ func TestTraceJetStreamPublishToConsume(t *testing.T) {
 	if _, err := o.Client.PublishMsgToStream(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	receive(t, got, "refused message")
+	natstest.Receive(t, got, waitTimeout, "refused message")
 	var failed sdktrace.ReadOnlySpan
-	eventually(t, "the refused message's span", func() bool {
+	natstest.Eventually(t, waitTimeout, "the refused message's span", func() bool {
 		for _, s := range o.spans.Ended() {
 			if v, _ := attr(s, "messaging.destination.name"); s.Name() == "process JOBS worker" && v.AsString() == "jobs.bad" {
 				failed = s
@@ -328,10 +328,10 @@ func TestTraceJetStreamPublishToConsume(t *testing.T) {
 func TestTelemetryBreakerRejectionsCountedWhileServerDown(t *testing.T) {
 	logs := &recordLog{}
 	o := newObserved(t, natstest.WithClientOptions(natsclient.WithCircuitBreakerThreshold(2), natsclient.WithSlog(slog.New(logs))))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	events := o.Client.StateChanges(ctx)
 	o.Server.Stop()
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 
 	const refused = 7
 	for i := 0; i < refused; i++ {
@@ -378,7 +378,7 @@ func TestTelemetryBreakerRejectionsCountedWhileServerDown(t *testing.T) {
 
 func TestTelemetryNothingRecordedForBadInput(t *testing.T) {
 	o := newObserved(t, natstest.WithJetStream())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	calls := map[string]error{
 		"Publish bad subject":         o.Client.Publish(ctx, "a b", nil),
 		"PublishMsg nil":              o.Client.PublishMsg(ctx, nil),
@@ -426,7 +426,7 @@ func TestTelemetryNothingRecordedForBadInput(t *testing.T) {
 
 func TestTelemetryKVWriteSpansAndConflicts(t *testing.T) {
 	o := newObserved(t, natstest.WithJetStream())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	bucket, err := o.Client.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "cfg"})
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +496,7 @@ func (l *recordLog) find(msg string) (logRecord, bool) {
 
 func TestRequestMsgAndPublishMsgToStreamCarryHeadersWithoutTelemetry(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream())
-	ctx := testContext(t)
+	ctx := natstest.Context(t, waitTimeout)
 	if _, err := tc.Client.Subscribe("svc.hdr", func(m *nats.Msg) { _ = m.Respond([]byte(m.Header.Get("X-Tenant"))) }); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -139,7 +140,7 @@ func openBreaker(tb testing.TB) *natsclient.Client {
 	tb.Cleanup(cancel)
 	events := c.StateChanges(ctx)
 	srv.Stop()
-	waitFor(tb, events, "breaker-open event", func(ev natsclient.StateChange) bool {
+	natstest.Await(tb, events, waitTimeout, "breaker-open event", func(ev natsclient.StateChange) bool {
 		return ev.Breaker == natsclient.BreakerOpen
 	})
 	return c

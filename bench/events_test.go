@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // timedEvent is a StateChange and when a subscriber's goroutine read it.
@@ -78,7 +79,7 @@ func stateFanout(m *meter, subscribers int) {
 	// next reads the reading subscriber's next event, which must not report
 	// missed ones: it reads as fast as events come.
 	next := func() timedEvent {
-		ev := waitFor(m, events, "state event", func(timedEvent) bool { return true })
+		ev := natstest.Await(m, events, waitTimeout, "state event", func(timedEvent) bool { return true })
 		if ev.Missed != 0 {
 			m.Fatalf("the reading subscriber missed %d events", ev.Missed)
 		}
@@ -91,7 +92,7 @@ func stateFanout(m *meter, subscribers int) {
 	m.start()
 	for range m.n {
 		srv.Stop()
-		lost := waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
+		lost := natstest.Await(m, events, waitTimeout, "Reconnecting event", isTo(natsclient.StateReconnecting))
 		if opened := next(); opened.Breaker == natsclient.BreakerOpen && lost.Breaker == natsclient.BreakerClosed &&
 			opened.From == natsclient.StateReconnecting && opened.To == natsclient.StateReconnecting {
 			gaps = append(gaps, opened.At.Sub(lost.At))
@@ -167,12 +168,12 @@ func reconnect(m *meter) {
 	m.start()
 	for range m.n {
 		srv.Stop()
-		receive(m, rawDown, "raw disconnect")
-		waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting))
+		natstest.Receive(m, rawDown, waitTimeout, "raw disconnect")
+		natstest.Await(m, events, waitTimeout, "Reconnecting event", isTo(natsclient.StateReconnecting))
 		srv.Start()
 		accepting := time.Now()
-		rawAt := receive(m, rawUp, "raw reconnect")
-		up := waitFor(m, events, "Connected event", isTo(natsclient.StateConnected))
+		rawAt := natstest.Receive(m, rawUp, waitTimeout, "raw reconnect")
+		up := natstest.Await(m, events, waitTimeout, "Connected event", isTo(natsclient.StateConnected))
 		rawTotal += rawAt.Sub(accepting)
 		clientTotal += up.read.Sub(accepting)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -58,8 +59,8 @@ func rawResubscribe(m *meter, subjects []string) {
 		}
 	}
 	resubscribe(m, srv, subjects, &got, all, restartSide{
-		lost:      func() { receive(m, down, "raw disconnect") },
-		connected: func() { receive(m, up, "raw reconnect") },
+		lost:      func() { natstest.Receive(m, down, waitTimeout, "raw disconnect") },
+		connected: func() { natstest.Receive(m, up, waitTimeout, "raw reconnect") },
 		flush:     nc.Flush,
 	})
 }
@@ -81,9 +82,11 @@ func clientResubscribe(m *meter, subjects []string) {
 		}
 	}
 	resubscribe(m, srv, subjects, &got, all, restartSide{
-		lost: func() { waitFor(m, events, "Reconnecting event", isTo(natsclient.StateReconnecting)) },
+		lost: func() {
+			natstest.Await(m, events, waitTimeout, "Reconnecting event", isTo(natsclient.StateReconnecting))
+		},
 		connected: func() {
-			waitFor(m, events, "Connected event", isTo(natsclient.StateConnected))
+			natstest.Await(m, events, waitTimeout, "Connected event", isTo(natsclient.StateConnected))
 		},
 		flush: func() error { return c.Flush(context.Background()) },
 	})
@@ -137,7 +140,7 @@ func resubscribe(m *meter, srv *benchServer, subjects []string, got *atomic.Int6
 		if err := pub.Flush(); err != nil {
 			m.Fatal(err)
 		}
-		receive(m, all, "a message on every subscription")
+		natstest.Receive(m, all, waitTimeout, "a message on every subscription")
 		recvTotal += time.Since(accepting)
 		pub.Close()
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"flag"
-	"github.com/c360/natsclient/testing/natstest"
 	"testing"
 	"time"
 
@@ -199,13 +198,6 @@ func (c cpuClock) report(b *testing.B) {
 	if end, ok := processCPU(); ok && c.ok {
 		b.ReportMetric(float64(end-c.start)/float64(b.N), "cpu-ns/op")
 	}
-}
-
-// waitFor reads ch until match holds, failing at the deadline. It returns the
-// matching value.
-func waitFor[T any](tb testing.TB, ch <-chan T, what string, match func(T) bool) T {
-	tb.Helper()
-	return natstest.Await(tb, ch, waitTimeout, what, match)
 }
 
 // waitTimeout bounds every wait for an event.

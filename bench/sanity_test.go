@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,7 +33,7 @@ func TestPairsDeliver(t *testing.T) {
 				if err := o(); err != nil {
 					t.Fatalf("%s side: %v", side, err)
 				}
-				m := receive(t, msgs, side+" message on "+p.subject)
+				m := natstest.Receive(t, msgs, waitTimeout, side+" message on "+p.subject)
 				if len(m.Data) != p.size {
 					t.Errorf("%s side: payload of %d bytes, want %d", side, len(m.Data), p.size)
 				}
@@ -62,19 +62,6 @@ func TestBreakerOpenFailsFast(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = publish() }); n != 0 {
 		t.Errorf("Publish while the breaker is open: %v allocs/op, want 0", n)
 	}
-}
-
-// receive waits for one value on ch.
-func receive[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch: // a closed channel counts: Done channels signal by closing
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("no %s within %v", what, waitTimeout)
-	}
-	var zero T
-	return zero
 }
 
 func TestKVPairsWork(t *testing.T) {

@@ -34,6 +34,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 func TestKeyValueBasics(t *testing.T) {
@@ -223,7 +225,7 @@ func TestCreateOrUpdateKeyValue(t *testing.T) {
 
 func TestKeyValueHistory(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LIST", History: 10})
 		expectOk(t, err)
@@ -319,7 +321,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("default watcher", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 			expectOk(t, err)
@@ -393,7 +395,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("watcher with history included", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH", History: 64})
 			expectOk(t, err)
@@ -466,7 +468,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("watcher with updates only", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH", History: 64})
 			expectOk(t, err)
@@ -529,7 +531,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("watcher with start revision", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 			expectOk(t, err)
@@ -572,7 +574,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("invalid watchers", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 			expectOk(t, err)
@@ -603,7 +605,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("filtered watch with no filters", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 			expectOk(t, err)
@@ -641,7 +643,7 @@ func TestKeyValueWatch(t *testing.T) {
 
 	t.Run("stop watcher should not block", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 			expectOk(t, err)
@@ -731,7 +733,7 @@ func TestKeyValueWatchContextUpdates(t *testing.T) {
 
 func TestKeyValueBindStore(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 		expectOk(t, err)
@@ -760,7 +762,7 @@ func TestKeyValueBindStore(t *testing.T) {
 
 func TestKeyValueDeleteStore(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "WATCH"})
 		expectOk(t, err)
@@ -782,7 +784,7 @@ func TestKeyValueDeleteStore(t *testing.T) {
 
 func TestKeyValueDeleteVsPurge(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 10})
 		expectOk(t, err)
@@ -832,7 +834,7 @@ func TestKeyValueDeleteVsPurge(t *testing.T) {
 
 func TestKeyValueDeleteTombstones(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 10})
 		expectOk(t, err)
@@ -873,7 +875,7 @@ func TestKeyValueDeleteTombstones(t *testing.T) {
 
 func TestKeyValuePurgeDeletesMarkerThreshold(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 10})
 		expectOk(t, err)
@@ -930,7 +932,7 @@ func TestKeyValuePurgeDeletesMarkerThreshold(t *testing.T) {
 
 func TestKeyValueKeys(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 2})
 		expectOk(t, err)
@@ -1008,7 +1010,7 @@ func TestKeyValueKeys(t *testing.T) {
 
 func TestKeyValueListKeys(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 2})
 		expectOk(t, err)
@@ -1078,7 +1080,7 @@ func TestKeyValueListKeys(t *testing.T) {
 
 func TestListKeysFiltered(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		// Create Key-Value store.
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", History: 2})
@@ -1153,7 +1155,7 @@ func contains(slice []string, key string) bool {
 
 func TestKeyValueDuplicatesWindow(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		checkWindow := func(ttl, expectedDuplicates time.Duration) {
 			t.Helper()
@@ -1179,7 +1181,7 @@ func TestKeyValueDuplicatesWindow(t *testing.T) {
 
 func TestKeyValueRePublish(t *testing.T) {
 	withJSServer(t, func(t *testing.T, nc *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: "TEST_UPDATE",
@@ -1234,7 +1236,7 @@ func TestKeyValueRePublish(t *testing.T) {
 
 func TestKeyValueCreate(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:       "TEST",
@@ -1351,7 +1353,7 @@ func TestKeyValueCompression(t *testing.T) {
 
 func TestKeyValueUpdateRevisionMismatch(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "TEST"})
 		if err != nil {
@@ -1379,7 +1381,7 @@ func TestKeyValueUpdateRevisionMismatch(t *testing.T) {
 
 func TestKeyValueDeleteRevisionMismatch(t *testing.T) {
 	withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-		ctx := newTesterCtx(t, 5*time.Second)
+		ctx := natstest.Context(t, 5*time.Second)
 
 		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "TEST"})
 		if err != nil {
@@ -1448,7 +1450,7 @@ func TestKeyValueLimitMarkerTTL(t *testing.T) {
 
 	t.Run("create with TTL", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", LimitMarkerTTL: time.Second})
 			expectOk(t, err)
@@ -1491,7 +1493,7 @@ func TestKeyValueLimitMarkerTTL(t *testing.T) {
 
 	t.Run("purge with TTL", func(t *testing.T) {
 		withJSServer(t, func(t *testing.T, _ *nats.Conn, js jetstream.JetStream) {
-			ctx := newTesterCtx(t, 5*time.Second)
+			ctx := natstest.Context(t, 5*time.Second)
 
 			kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KVS", LimitMarkerTTL: time.Second})
 			expectOk(t, err)

@@ -23,7 +23,7 @@ func TestCloseAfterATimedOutCloseWaitsForTheFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("open: %v", err)
 		}
-		publishN(t, ob, "c", "m", 3)
+		publishN(t, ob, subjectPfx+"c", "m", 3)
 		if err := ob.Close(ended); err == nil {
 			if try == 50 {
 				t.Fatal("Close with an ended ctx never returned before the file was closed")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -18,7 +19,7 @@ func TestUndecodableRecord(t *testing.T) {
 	path := outboxPath(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "m", 4)
+	msgs := publishN(t, ob, subjectPfx+"c", "m", 4)
 	closeOutbox(t, ob)
 
 	// Damage the second and third records with bbolt itself, in the closed
@@ -60,7 +61,7 @@ func TestUndecodableRecord(t *testing.T) {
 		t.Errorf("stats %+v, want 2 dead-lettered and nothing pending", st)
 	}
 
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	dead, err := ob.DeadLetters(ctx)
 	if err != nil {
 		t.Fatalf("dead letters: %v", err)
@@ -96,7 +97,7 @@ func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
 	path := outboxPath(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "payload", 5)
+	msgs := publishN(t, ob, subjectPfx+"c", "payload", 5)
 	closeOutbox(t, ob)
 
 	var stored [][]byte
@@ -136,7 +137,7 @@ func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
 	ob = openOutbox(t, tc.Client, path)
 	flush(t, ob)
 	checkStream(t, tc.URL, streamName, []sent{msgs[0], msgs[4]})
-	dead, err := ob.DeadLetters(testContext(t))
+	dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}

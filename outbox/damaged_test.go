@@ -27,7 +27,7 @@ func pendingFile(t *testing.T, tc *natstest.TestClient, n int) ([]byte, []sent) 
 	tc.Server.Stop()
 	defer tc.Server.Start()
 	ob := openOutbox(t, tc.Client, path)
-	msgs := publishN(t, ob, "c", "pending", n)
+	msgs := publishN(t, ob, subjectPfx+"c", "pending", n)
 	closeOutbox(t, ob)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestDamagedFileIsAnErrorNotACrash(t *testing.T) {
 			defer closeOutbox(t, ob)
 			t.Logf("opened: %+v", ob.Stats())
 			flush(t, ob)
-			dead, err := ob.DeadLetters(testContext(t))
+			dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 			if err != nil {
 				t.Fatalf("dead letters: %v", err)
 			}
@@ -137,15 +137,7 @@ func resetStream(t *testing.T, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, url)
 	names := js.StreamNames(ctx)
 	var old []string
 	for n := range names.Name() {
@@ -204,7 +196,7 @@ func TestSalvageKeepsWhatItCanVerify(t *testing.T) {
 				}
 			}
 			flush(t, ob)
-			dead, err := ob.DeadLetters(testContext(t))
+			dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 			if err != nil {
 				t.Fatalf("dead letters: %v", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/c360/natsclient"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -16,7 +17,7 @@ func TestDeadLetters(t *testing.T) {
 	createStream(t, tc.Client, jetstream.StreamConfig{Name: streamName, Subjects: []string{subjectPfx + ">"}, MaxMsgSize: 1024})
 	createStream(t, tc.Client, jetstream.StreamConfig{Name: "FULL", Subjects: []string{"full.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew})
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	pub := func(subject, data string) string {
 		t.Helper()
 		id, err := ob.Publish(ctx, subject, []byte(data))

@@ -37,7 +37,7 @@ func TestFaultsDuringForwarding(t *testing.T) {
 		tc.Server.Start()
 		seen := subscribeDirect(t, tc.Server.DirectURL(), 64)
 		tc.Server.Latency(5 * time.Millisecond)
-		receive(t, seen, "the backlog reaching the server")
+		natstest.Await(t, seen, waitTimeout, "the backlog reaching the server", nil)
 		tc.Server.Restart()
 		tc.Server.Latency(0)
 		second := publishConcurrentlyFrom(t, ob, faultPublishers, faultPerPublisher/2, faultPerPublisher/2)

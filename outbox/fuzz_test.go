@@ -45,7 +45,7 @@ func fuzzSetup(f *testing.F) {
 		fuzzBase.dir = f.TempDir()
 		path := filepath.Join(f.TempDir(), "base.db")
 		ob := openOutbox(f, tc.Client, path)
-		ctx := testContext(f)
+		ctx := natstest.Context(f, testTimeout)
 		id, err := ob.Publish(ctx, "nostream.x", []byte("refused"))
 		if err != nil {
 			f.Fatal(err)

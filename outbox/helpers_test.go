@@ -2,7 +2,6 @@ package outbox_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -28,11 +27,8 @@ const (
 	subjectPfx = "out."
 )
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+// testTimeout bounds the calls of one test, through natstest.Context.
+const testTimeout = 3 * time.Minute
 
 // newEnv starts a JetStream server with a connected client and the stream
 // OUT capturing out.>.
@@ -99,15 +95,15 @@ type sent struct {
 	id, data string
 }
 
-// publishN publishes n messages "prefix-i" to out.<sub>, in order, and
+// publishN publishes n messages "prefix-i" to subject, in order, and
 // returns them.
-func publishN(t testing.TB, ob *outbox.Outbox, sub, prefix string, n int) []sent {
+func publishN(t testing.TB, ob *outbox.Outbox, subject, prefix string, n int) []sent {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	out := make([]sent, 0, n)
 	for i := range n {
 		data := prefix + "-" + strconv.Itoa(i)
-		id, err := ob.Publish(ctx, subjectPfx+sub, []byte(data))
+		id, err := ob.Publish(ctx, subject, []byte(data))
 		if err != nil {
 			t.Fatalf("publish %s: %v", data, err)
 		}
@@ -120,43 +116,9 @@ func publishN(t testing.TB, ob *outbox.Outbox, sub, prefix string, n int) []sent
 // connection of its own straight to the server.
 func streamMsgs(t testing.TB, url, stream string) []*nats.Msg {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect reader: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	total := int(s.CachedInfo().State.Msgs)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("ordered consumer: %v", err)
-	}
-	var out []*nats.Msg
-	for len(out) < total {
-		batch, err := cons.Fetch(min(total-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		for m := range batch.Messages() {
-			out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("fetch: %v", err)
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d messages of %s", len(out), total, stream)
-		}
-	}
-	return out
+	return natstest.StreamMsgs(t, ctx, natstest.JetStream(t, url), stream)
 }
 
 // checkStream asserts that the stream holds exactly want, in order, each
@@ -185,18 +147,6 @@ func around(got []*nats.Msg, i int) string {
 	return b.String()
 }
 
-// awaitState waits for a state event that matches.
-func awaitState(t testing.TB, events <-chan natsclient.StateChange, what string, match func(natsclient.StateChange) bool) {
-	t.Helper()
-	natstest.Await(t, events, waitTimeout, what, match)
-}
-
-// receive waits for one value on ch.
-func receive[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	return natstest.Await(t, ch, waitTimeout, what, nil)
-}
-
 // natstestJetStream starts a JetStream server and a connected client, with no
 // stream.
 func natstestJetStream(t testing.TB) *natstest.TestClient {
@@ -211,7 +161,7 @@ func natstestJetStream(t testing.TB) *natstest.TestClient {
 func warmUp(t testing.TB, c *natsclient.Client, ob *outbox.Outbox) {
 	t.Helper()
 	createStream(t, c, jetstream.StreamConfig{Name: "WARM", Subjects: []string{"warm.>"}})
-	if _, err := ob.Publish(testContext(t), "warm.up", []byte("warm")); err != nil {
+	if _, err := ob.Publish(natstest.Context(t, testTimeout), "warm.up", []byte("warm")); err != nil {
 		t.Fatalf("publish the warm-up message: %v", err)
 	}
 	flush(t, ob)

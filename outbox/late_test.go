@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // Where exactly once ends: a message whose acknowledgement was lost, sent
@@ -21,9 +23,9 @@ func TestResendAfterTheDuplicateWindowIsCounted(t *testing.T) {
 	ob := openOutbox(t, tc.Client, path)
 	warmUp(t, tc.Client, ob)
 	tc.Server.FreezeReplies()
-	want := publishN(t, ob, "a", "late", 5)
+	want := publishN(t, ob, subjectPfx+"a", "late", 5)
 	for range want {
-		receive(t, seen, "a message reaching the server")
+		natstest.Await(t, seen, waitTimeout, "a message reaching the server", nil)
 	}
 	closeOutbox(t, ob)
 	tc.Server.Thaw()

@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -44,12 +42,12 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 
 	// With the link up, messages reach the hub (interest takes a moment to
 	// cross a new link: the forwarder waits for it, as for the cut).
-	want := publishTo(t, ob, "before", 5)
+	want := publishN(t, ob, "h.data", "before", 5)
 	flush(t, ob)
 
 	leaf.HubLink().Cut()
 	leaf.WaitForHubLink(false)
-	want = append(want, publishTo(t, ob, "during", 50)...)
+	want = append(want, publishN(t, ob, "h.data", "during", 50)...)
 	// The forwarder has met the cut (Waiting is set only when a round met
 	// it); by then the unfixed one had dead-lettered the head of the queue.
 	st := eventuallyStats(t, ob, "forwarding waits for the hub", func(st outbox.Stats) bool {
@@ -76,7 +74,7 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 	if st := ob.Stats(); st.DeadLettered != 0 || st.Pending != 0 || st.Waiting != "" {
 		t.Errorf("after the link returned: %+v; want nothing pending or dead-lettered, not waiting", st)
 	}
-	if dead, err := ob.DeadLetters(testContext(t)); err != nil || len(dead) != 0 {
+	if dead, err := ob.DeadLetters(natstest.Context(t, testTimeout)); err != nil || len(dead) != 0 {
 		t.Errorf("dead letters %+v, %v; want none", dead, err)
 	}
 }
@@ -85,15 +83,7 @@ func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 // plain connection of its own.
 func createHubStream(t *testing.T, url string, replicas int) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to the hub: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HUB", Subjects: []string{"h.>"}, Replicas: replicas}); err != nil {
@@ -119,26 +109,10 @@ func leafClient(t *testing.T, url string) *natsclient.Client {
 			t.Errorf("close client: %v", err)
 		}
 	})
-	if err := client.Connect(testContext(t)); err != nil {
+	if err := client.Connect(natstest.Context(t, testTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	return client
-}
-
-// publishTo publishes n messages "prefix-i" to h.data, in order.
-func publishTo(t *testing.T, ob *outbox.Outbox, prefix string, n int) []sent {
-	t.Helper()
-	ctx := testContext(t)
-	out := make([]sent, 0, n)
-	for i := range n {
-		data := prefix + "-" + strconv.Itoa(i)
-		id, err := ob.Publish(ctx, "h.data", []byte(data))
-		if err != nil {
-			t.Fatalf("publish %s: %v", data, err)
-		}
-		out = append(out, sent{id: id, data: data})
-	}
-	return out
 }
 
 // eventuallyStats polls the outbox's figures until ok holds: no event tells

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // legacyMsg is one pending message of testdata/legacy-v1.db, a file written
@@ -34,7 +36,7 @@ func TestFileOfTheFormatWithoutChecksumsForwardsEverything(t *testing.T) {
 
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, path)
-	after := publishN(t, ob, "after", "new", 3)
+	after := publishN(t, ob, subjectPfx+"after", "new", 3)
 	flush(t, ob)
 
 	got := streamMsgs(t, tc.URL, streamName)
@@ -59,11 +61,11 @@ func TestFileOfTheFormatWithoutChecksumsForwardsEverything(t *testing.T) {
 			t.Errorf("new message %d is %q, want %q", i, g.Data, a.data)
 		}
 	}
-	dead, err := ob.DeadLetters(testContext(t))
+	dead, err := ob.DeadLetters(natstest.Context(t, testTimeout))
 	if err != nil || len(dead) != 1 || dead[0].Subject != "nostream.x" || string(dead[0].Data) != "refused" {
 		t.Fatalf("dead letters %+v (%v), want the file's one refused message, readable", dead, err)
 	}
-	if err := ob.Requeue(testContext(t), dead[0].ID); err != nil {
+	if err := ob.Requeue(natstest.Context(t, testTimeout), dead[0].ID); err != nil {
 		t.Errorf("requeue the file's dead letter: %v", err)
 	}
 	closeOutbox(t, ob)

@@ -41,7 +41,7 @@ func TestOutboxLogsToTheClientsLogger(t *testing.T) {
 			t.Cleanup(func() { closeOutbox(t, ob) })
 			// No stream captures the subject on a plain server: a dead
 			// letter, which the outbox logs at Warn.
-			if _, err := ob.Publish(testContext(t), "nostream.x", []byte("x")); err != nil {
+			if _, err := ob.Publish(natstest.Context(t, testTimeout), "nostream.x", []byte("x")); err != nil {
 				t.Fatal(err)
 			}
 			flush(t, ob)

@@ -42,7 +42,7 @@ func TestRegisterMetricsReportsTheBacklog(t *testing.T) {
 	defer func() { _ = reg.Unregister() }()
 
 	tc.Server.Stop() // nothing can be forwarded: the messages stay pending
-	publishN(t, ob, "metrics", "m", 3)
+	publishN(t, ob, subjectPfx+"metrics", "m", 3)
 	g := gauges(t, reader)
 	if g["natsclient.outbox.pending.messages"] != 3 || g["natsclient.outbox.pending.bytes"] <= 0 ||
 		g["natsclient.outbox.oldest.age"] <= 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
+	"github.com/c360/natsclient/testing/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,7 +17,7 @@ import (
 func TestForwardsInOrderExactlyOnce(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	want := publishN(t, ob, "a", "m", 300)
+	want := publishN(t, ob, subjectPfx+"a", "m", 300)
 	flush(t, ob)
 	checkStream(t, tc.URL, streamName, want)
 	st := ob.Stats()
@@ -33,7 +34,7 @@ func TestPublishMsgKeepsHeaders(t *testing.T) {
 	msg.Header.Add("Trace", "abc")
 	msg.Header.Add("Multi", "1")
 	msg.Header.Add("Multi", "2")
-	id, err := ob.PublishMsg(testContext(t), msg)
+	id, err := ob.PublishMsg(natstest.Context(t, testTimeout), msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +54,13 @@ func TestPublishMsgKeepsHeaders(t *testing.T) {
 func TestPublishDuringOutage(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	events := tc.Client.StateChanges(testContext(t))
+	events := tc.Client.StateChanges(natstest.Context(t, testTimeout))
 	tc.Server.Stop()
-	awaitState(t, events, "breaker open", func(ev natsclient.StateChange) bool { return ev.Breaker == natsclient.BreakerOpen })
-	if _, err := tc.Client.PublishToStream(testContext(t), subjectPfx+"x", nil); !errors.Is(err, natsclient.ErrCircuitOpen) {
+	natstest.Await(t, events, waitTimeout, "breaker open", func(ev natsclient.StateChange) bool { return ev.Breaker == natsclient.BreakerOpen })
+	if _, err := tc.Client.PublishToStream(natstest.Context(t, testTimeout), subjectPfx+"x", nil); !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("PublishToStream with the breaker open: %v, want ErrCircuitOpen (the premise of this test)", err)
 	}
-	want := publishN(t, ob, "a", "down", 200)
+	want := publishN(t, ob, subjectPfx+"a", "down", 200)
 	if st := ob.Stats(); st.Pending != 200 || st.Oldest.IsZero() {
 		t.Fatalf("stats while down: %+v, want 200 pending", st)
 	}
@@ -77,7 +78,7 @@ func TestPublishDuringOutage(t *testing.T) {
 func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 	tc := newEnv(t)
 	ob := openOutbox(t, tc.Client, outboxPath(t))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	withID := nats.NewMsg(subjectPfx + "a")
 	withID.Header.Set(jetstream.MsgIDHeader, "mine")
 	cases := []struct {
@@ -119,15 +120,15 @@ func TestReopenAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := publishN(t, ob, "a", "first", 100)
+	want := publishN(t, ob, subjectPfx+"a", "first", 100)
 	closeOutbox(t, ob)
-	if _, err := ob.Publish(testContext(t), subjectPfx+"a", nil); !errors.Is(err, outbox.ErrClosed) {
+	if _, err := ob.Publish(natstest.Context(t, testTimeout), subjectPfx+"a", nil); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Publish after Close: %v, want ErrClosed", err)
 	}
-	if err := ob.Flush(testContext(t)); !errors.Is(err, outbox.ErrClosed) {
+	if err := ob.Flush(natstest.Context(t, testTimeout)); !errors.Is(err, outbox.ErrClosed) {
 		t.Errorf("Flush after Close: %v, want ErrClosed", err)
 	}
-	if err := ob.Close(testContext(t)); err != nil {
+	if err := ob.Close(natstest.Context(t, testTimeout)); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 
@@ -135,7 +136,7 @@ func TestReopenAfterClose(t *testing.T) {
 	if st := ob.Stats(); st.Pending != 100 {
 		t.Fatalf("reopened outbox holds %d pending, want 100", st.Pending)
 	}
-	want = append(want, publishN(t, ob, "a", "second", 100)...)
+	want = append(want, publishN(t, ob, subjectPfx+"a", "second", 100)...)
 	tc.Server.Start()
 	flush(t, ob)
 	checkStream(t, tc.URL, streamName, want)
@@ -158,7 +159,7 @@ func TestCloseWithMessagesInFlight(t *testing.T) {
 	tc.Server.FreezeReplies()
 	want := publishConcurrently(t, ob, 8, 250)
 	for range window {
-		receive(t, seen, "a message of the window on the server")
+		natstest.Await(t, seen, waitTimeout, "a message of the window on the server", nil)
 	}
 	if st := ob.Stats(); st.Forwarded != 1 || st.Pending != 2000 {
 		t.Fatalf("stats with the replies frozen: %+v, want 2000 pending, only the warm-up forwarded", st)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/c360/natsclient/outbox"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 const overflowBudget = 2000
@@ -17,7 +19,7 @@ func TestOverflowReject(t *testing.T) {
 	tc := newEnv(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, outboxPath(t), outbox.WithMaxBytes(overflowBudget))
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	var accepted []sent
 	refused := 0
 	for i := range 40 {
@@ -57,13 +59,13 @@ func TestOverflowDropOldest(t *testing.T) {
 	tc := newEnv(t)
 	tc.Server.Stop()
 	ob := openOutbox(t, tc.Client, outboxPath(t), outbox.WithMaxBytes(overflowBudget), outbox.WithOverflow(outbox.DropOldest))
-	all := publishN(t, ob, "a", payload100, 40)
+	all := publishN(t, ob, subjectPfx+"a", payload100, 40)
 	st := ob.Stats()
 	kept := st.Pending
 	if kept == 0 || kept == len(all) || st.Dropped != uint64(len(all)-kept) || st.PendingBytes > overflowBudget {
 		t.Fatalf("stats after 40 publishes: %+v: want some dropped, the rest pending within %d bytes", st, overflowBudget)
 	}
-	if _, err := ob.Publish(testContext(t), subjectPfx+"a", []byte(strings.Repeat("x", overflowBudget))); !errors.Is(err, outbox.ErrFull) {
+	if _, err := ob.Publish(natstest.Context(t, testTimeout), subjectPfx+"a", []byte(strings.Repeat("x", overflowBudget))); !errors.Is(err, outbox.ErrFull) {
 		t.Errorf("a message larger than the budget: %v, want ErrFull", err)
 	}
 	if got := ob.Stats(); got.Pending != kept || got.Dropped != st.Dropped {

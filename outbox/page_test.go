@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // The forwarder reads the queue a page at a time, and the messages of a page
@@ -29,7 +31,7 @@ func TestForwardedPagesKeepEveryMessageIntact(t *testing.T) {
 	}
 	var wants []want
 	sizes := []int{0, 1, 128, 4 << 10, 9 << 10, 40 << 10, 300}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	for i := range 600 {
 		size := sizes[i%len(sizes)]
 		data := bytes.Repeat([]byte{byte('a' + i%26)}, size)

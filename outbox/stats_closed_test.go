@@ -10,6 +10,7 @@ import (
 
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // After Close, Stats reports what the file holds, not zeros: the pending
@@ -28,7 +29,7 @@ func TestStatsAfterCloseReportTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	var stored atomic.Int64
 	for range 200 {
 		if _, err := ob.Publish(ctx, "out.x", []byte("pending")); err != nil {

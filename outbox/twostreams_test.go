@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/c360/natsclient/testing/natstest"
 )
 
 // Two streams answer on their own schedules, so the answers to one window
@@ -20,7 +22,7 @@ func TestAnswersFromTwoStreamsOutOfOrder(t *testing.T) {
 	tc.Server.Stop()
 
 	const n = 3000
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	var toPlain, toZip []sent
 	for i := range n {
 		subject, list := subjectPfx+"a", &toPlain

@@ -65,7 +65,7 @@ func wantInvalid(t *testing.T, call string, err error, names string, also ...err
 // arrive, that nothing was counted against the breaker.
 func breakerUntouched(t *testing.T, c *natsclient.Client) {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Flush(ctx); err != nil {
 		t.Fatalf("Flush after the bad calls: %v", err)
 	}
@@ -88,7 +88,7 @@ func breakerUntouched(t *testing.T, c *natsclient.Client) {
 func TestBadInputCore(t *testing.T) {
 	tc := badInputClient(t)
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 
@@ -139,7 +139,7 @@ func TestBadInputCore(t *testing.T) {
 	// (the root package's TestCloseWithNilContextEndsEveryGoroutine).
 	// StateChanges has no error: its refusal is one event, then closed.
 	refusal := c.StateChanges(nilCtx)
-	if ev := receive(t, refusal, "StateChanges(nil ctx)'s refusal"); !errors.Is(ev.Err, natsclient.ErrInvalidArgument) {
+	if ev := natstest.Await(t, refusal, waitTimeout, "StateChanges(nil ctx)'s refusal", nil); !errors.Is(ev.Err, natsclient.ErrInvalidArgument) {
 		t.Errorf("StateChanges(nil ctx) delivered %+v, want an event whose Err matches ErrInvalidArgument", ev)
 	}
 	if _, open := <-refusal; open {
@@ -184,10 +184,10 @@ func TestBadInputCore(t *testing.T) {
 	if err := c.Publish(ctx, "full", make([]byte, badInputMaxPayload-64)); err != nil {
 		t.Fatalf("Publish under the limit = %v", err)
 	}
-	if m := receive(t, got, "the empty message"); m.Subject != "empty" || len(m.Data) != 0 {
+	if m := natstest.Await(t, got, waitTimeout, "the empty message", nil); m.Subject != "empty" || len(m.Data) != 0 {
 		t.Fatalf("first message to arrive: %q with %d bytes; none of the bad calls may reach the server", m.Subject, len(m.Data))
 	}
-	if m := receive(t, got, "the message under the limit"); m.Subject != "full" {
+	if m := natstest.Await(t, got, waitTimeout, "the message under the limit", nil); m.Subject != "full" {
 		t.Fatalf("second message to arrive: %q", m.Subject)
 	}
 	breakerUntouched(t, c)
@@ -205,7 +205,7 @@ func second[T any](_ T, err error) error { return err }
 func TestBadInputAfterClose(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream())
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	bucket, err := c.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "closing"})
 	if err != nil {
 		t.Fatal(err)
@@ -313,19 +313,19 @@ func TestCloseConcurrentWithPublishes(t *testing.T) {
 		}()
 	}
 	for range publishers {
-		receive(t, started, "publishers running")
+		natstest.Await(t, started, waitTimeout, "publishers running", nil)
 	}
-	if err := c.Close(testContext(t)); err != nil {
+	if err := c.Close(natstest.Context(t, testTimeout)); err != nil {
 		t.Fatalf("Close under load = %v", err)
 	}
 	finished := make(chan struct{}, 1)
 	go func() { wg.Wait(); finished <- struct{}{} }()
-	receive(t, finished, "every publisher told the client is closed")
+	natstest.Await(t, finished, waitTimeout, "every publisher told the client is closed", nil)
 	if wrong != nil {
 		t.Fatalf("a publish during Close failed with an unclear error: %v", wrong)
 	}
 	t.Logf("%d publishes succeeded; failures: %v", ok.Load(), kinds)
-	eventually(t, fmt.Sprintf("all %d successful publishes delivered (%d so far)", ok.Load(), delivered.Load()),
+	natstest.Eventually(t, waitTimeout, fmt.Sprintf("all %d successful publishes delivered (%d so far)", ok.Load(), delivered.Load()),
 		func() bool { return delivered.Load() == ok.Load() })
 	if err := observer.Flush(); err != nil {
 		t.Fatal(err)
@@ -338,7 +338,7 @@ func TestCloseConcurrentWithPublishes(t *testing.T) {
 func TestBadInputKV(t *testing.T) {
 	tc := badInputClient(t, natstest.WithJetStream())
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 
 	for _, name := range []string{"", "a.b", "a b", "a*", "a>", "x/y", "tab\t", "ü"} {
 		q := fmt.Sprintf("%q", name)

@@ -1,6 +1,7 @@
 package reliability_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,13 +38,13 @@ func TestClusterFailover(t *testing.T) {
 		natsclient.WithTimeout(2*time.Second),
 		natsclient.WithMaxReconnects(-1),
 	)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var bucket jetstream.KeyValue
 	if err := cl.Place(func() (err error) {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		bucket, err = c.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "counters", Replicas: 3, History: 5})
 		return err
@@ -106,7 +107,7 @@ func TestClusterFailover(t *testing.T) {
 		close(stop)
 		finished := make(chan struct{}, 1)
 		go func() { wg.Wait(); finished <- struct{}{} }()
-		receive(t, finished, "updaters to stop")
+		natstest.Await(t, finished, waitTimeout, "updaters to stop", nil)
 	}
 	// updatesGoOn waits until progress more updates have succeeded.
 	updatesGoOn := func(phase string) {
@@ -126,8 +127,8 @@ func TestClusterFailover(t *testing.T) {
 	// The node the client is connected to: the only one with a client.
 	connected := connectedMember(t, cl)
 	cl.Server(connected).Stop()
-	waitEvent(t, events, "connection to the stopped node lost", toState(natsclient.StateReconnecting))
-	waitEvent(t, events, "connected to another node", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connection to the stopped node lost", natstest.ToState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "connected to another node", natstest.ToState(natsclient.StateConnected))
 	if now := connectedMember(t, cl); now == connected {
 		t.Fatalf("client still on the stopped node %d", connected)
 	}
@@ -167,7 +168,7 @@ func TestClusterFailover(t *testing.T) {
 func connectedMember(t *testing.T, cl *natstest.Cluster) int {
 	t.Helper()
 	member := -1
-	eventually(t, "exactly one member with a client", func() bool {
+	natstest.Eventually(t, waitTimeout, "exactly one member with a client", func() bool {
 		member = -1
 		for i := range cl.Size() {
 			if !cl.Server(i).Running() || cl.Server(i).NumClients() == 0 {

@@ -38,7 +38,7 @@ func TestCutConnectionsDuringStreamBurst(t *testing.T) {
 	tc := natstest.NewTestClient(t, natstest.WithJetStream(),
 		natstest.WithClientOptions(natsclient.WithTimeout(500*time.Millisecond)))
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	stream, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "BURST", Subjects: []string{"burst.>"}})
 	if err != nil {
 		t.Fatal(err)
@@ -106,20 +106,20 @@ func TestCutConnectionsDuringStreamBurst(t *testing.T) {
 	// awaitAcks waits until more than n messages are acknowledged in all.
 	awaitAcks := func(n int64, what string) {
 		for acked.Load() <= n {
-			receive(t, progress, fmt.Sprintf("%s (%d acked)", what, acked.Load()))
+			natstest.Await(t, progress, waitTimeout, fmt.Sprintf("%s (%d acked)", what, acked.Load()), nil)
 		}
 	}
 	awaitAcks(between, "acknowledgements before cut 1")
 	for cut := 1; cut <= cuts; cut++ {
 		tc.Server.CutConnections()
-		waitEvent(t, events, fmt.Sprintf("cut %d seen", cut), toState(natsclient.StateReconnecting))
-		waitEvent(t, events, fmt.Sprintf("reconnect after cut %d", cut), toState(natsclient.StateConnected))
+		natstest.Await(t, events, waitTimeout, fmt.Sprintf("cut %d seen", cut), natstest.ToState(natsclient.StateReconnecting))
+		natstest.Await(t, events, waitTimeout, fmt.Sprintf("reconnect after cut %d", cut), natstest.ToState(natsclient.StateConnected))
 		awaitAcks(acked.Load()+between, fmt.Sprintf("acknowledgements after cut %d", cut))
 	}
 	close(stop)
 	finished := make(chan struct{}, 1)
 	go func() { wg.Wait(); finished <- struct{}{} }()
-	receive(t, finished, "end of the burst")
+	natstest.Await(t, finished, waitTimeout, "end of the burst", nil)
 	if wrong != nil {
 		t.Fatal(wrong)
 	}
@@ -167,7 +167,7 @@ type usableWaiter struct {
 }
 
 func newUsableWaiter(t *testing.T, c *natsclient.Client) *usableWaiter {
-	return &usableWaiter{t: t, c: c, events: c.StateChanges(testContext(t))}
+	return &usableWaiter{t: t, c: c, events: c.StateChanges(natstest.Context(t, testTimeout))}
 }
 
 // wait returns true once the client is usable, false if it is not within

@@ -11,7 +11,6 @@ import (
 	"github.com/c360/natsclient"
 	"github.com/c360/natsclient/outbox"
 	"github.com/c360/natsclient/testing/natstest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,15 +39,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 	// An uplink's latency: a backlog takes a while to drain, and a cut can
 	// fall while it does.
 	leaf.HubLink().Latency(25 * time.Millisecond)
-	hubConn, err := nats.Connect(hub.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hubConn.Close()
-	hubJS, err := jetstream.New(hubConn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hubJS := natstest.JetStream(t, hub.URL())
 	if _, err := hubJS.CreateStream(ctx, jetstream.StreamConfig{Name: "READINGS", Subjects: []string{"h.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +97,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		leaf.WaitForHubLink(false)
 		start := time.Now()
 		publish(phase, c.n, c.length)
-		eventually(t, phase+": Stats says forwarding waits", func() bool {
+		natstest.Eventually(t, waitTimeout, phase+": Stats says forwarding waits", func() bool {
 			st := ob.Stats()
 			return st.Waiting != "" && errors.Is(st.LastError, natsclient.ErrUnreachable) || st.DeadLettered > 0
 		})
@@ -123,7 +114,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		// The next cut falls while the backlog drains: with a window on the
 		// wire, as the link returns and as it goes.
 		backlog := uint64(ob.Stats().Pending)
-		eventually(t, phase+": forwarding resumes", func() bool { return ob.Stats().Forwarded > forwarded+min(200, backlog/2) })
+		natstest.Eventually(t, waitTimeout, phase+": forwarding resumes", func() bool { return ob.Stats().Forwarded > forwarded+min(200, backlog/2) })
 	}
 
 	restored := time.Now()
@@ -138,7 +129,7 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 		t.Errorf("after Flush: %+v; want nothing pending, not waiting", st)
 	}
 
-	got := readHubStream(t, ctx, hubJS, "READINGS", len(want))
+	got := natstest.StreamMsgs(t, ctx, hubJS, "READINGS")
 	if len(got) != len(want) {
 		t.Errorf("the hub's stream holds %d messages, want %d", len(got), len(want))
 	}
@@ -148,39 +139,4 @@ func TestEdgeOutboxRidesOutHubLinkCuts(t *testing.T) {
 				got[i].Data, got[i].Header.Get(jetstream.MsgIDHeader), want[i], ids[want[i]])
 		}
 	}
-}
-
-// readHubStream reads every message of stream in stream order with a plain
-// nats.go ordered consumer, expecting n of them.
-func readHubStream(t *testing.T, ctx context.Context, js jetstream.JetStream, stream string, n int) []*nats.Msg {
-	t.Helper()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := int(s.CachedInfo().State.Msgs)
-	if total != n {
-		t.Errorf("stream %s holds %d messages, want %d", stream, total, n)
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*nats.Msg
-	for len(out) < total {
-		batch, err := cons.Fetch(min(total-len(out), 500), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatalf("fetch: %v", err)
-		}
-		for m := range batch.Messages() {
-			out = append(out, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("fetch: %v", err)
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d messages of %s", len(out), total, stream)
-		}
-	}
-	return out
 }

@@ -68,7 +68,7 @@ func TestEdgeSiteRidesOutHubLinkCuts(t *testing.T) {
 		t.Fatal(err)
 	}
 	var origin jetstream.KeyValue
-	eventually(t, "bucket cfg created in the hub's domain", func() bool {
+	natstest.Eventually(t, waitTimeout, "bucket cfg created in the hub's domain", func() bool {
 		origin, err = hubJS.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: "cfg", History: 5})
 		return err == nil
 	})
@@ -261,7 +261,7 @@ func (w *hubWriter) awaitSuccess(t *testing.T, what string) {
 	case <-w.wrote:
 	default:
 	}
-	receive(t, w.wrote, what)
+	natstest.Await(t, w.wrote, waitTimeout, what, nil)
 }
 
 func (w *hubWriter) count(target error) int {

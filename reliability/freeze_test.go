@@ -37,7 +37,7 @@ func TestFreeze(t *testing.T) {
 		natsclient.WithTimeout(300*time.Millisecond),
 	))
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	got := make(chan string, 16)
 	if _, err := c.Subscribe("freeze.data", func(m *nats.Msg) { got <- string(m.Data) }); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestFreeze(t *testing.T) {
 
 	frozeAt := time.Now()
 	tc.Server.Freeze()
-	lost := waitEvent(t, events, "frozen server detected", toState(natsclient.StateReconnecting))
+	lost := natstest.Await(t, events, waitTimeout, "frozen server detected", natstest.ToState(natsclient.StateReconnecting))
 	if took := lost.At.Sub(frozeAt); took > detectWithin {
 		t.Fatalf("frozen server detected after %v, want within %v", took, detectWithin)
 	} else {
@@ -58,7 +58,7 @@ func TestFreeze(t *testing.T) {
 	if !errors.Is(lost.Err, nats.ErrStaleConnection) {
 		t.Errorf("cause of the outage = %v, want nats.ErrStaleConnection", lost.Err)
 	}
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 
 	// Fail fast: every call is refused at once, none waits on the network.
 	const calls = 1000
@@ -86,13 +86,13 @@ func TestFreeze(t *testing.T) {
 
 	// Recovery is the supervisor's doing: the test only thaws the server.
 	tc.Server.Thaw()
-	waitEvent(t, events, "recovered after Thaw", func(ev natsclient.StateChange) bool {
+	natstest.Await(t, events, waitTimeout, "recovered after Thaw", func(ev natsclient.StateChange) bool {
 		return ev.To == natsclient.StateConnected && ev.Breaker == natsclient.BreakerClosed
 	})
 	if err := c.Publish(ctx, "freeze.data", []byte("after")); err != nil {
 		t.Fatalf("Publish after Thaw: %v", err)
 	}
-	if m := awaitMatch(t, got, "message after Thaw", func(s string) bool { return s == "after" }); m != "after" {
+	if m := natstest.Await(t, got, waitTimeout, "message after Thaw", func(s string) bool { return s == "after" }); m != "after" {
 		t.Fatalf("got %q", m)
 	}
 }

@@ -2,7 +2,6 @@ package reliability_test
 
 import (
 	"context"
-	"github.com/c360/natsclient/testing/natstest"
 	"runtime"
 	"testing"
 	"time"
@@ -15,38 +14,8 @@ import (
 // take to show.
 const waitTimeout = 20 * time.Second
 
-// placeContext bounds one attempt to create a replicated stream or bucket
-// (natstest.Cluster.Place): an attempt that times out on a loaded machine is
-// made again, with a context of its own.
-func placeContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 10*time.Second)
-}
-
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// awaitMatch reads ch until a value satisfies match (nil matches anything)
-// and returns it; it fails the test if ch closes or nothing matches within
-// waitTimeout.
-func awaitMatch[T any](t testing.TB, ch <-chan T, what string, match func(T) bool) T {
-	t.Helper()
-	return natstest.Await(t, ch, waitTimeout, what, match)
-}
-
-// waitEvent waits for the state event that satisfies match.
-func waitEvent(t testing.TB, events <-chan natsclient.StateChange, what string, match func(natsclient.StateChange) bool) natsclient.StateChange {
-	t.Helper()
-	return awaitMatch(t, events, what, match)
-}
-
-// receive waits for one value on ch.
-func receive[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	return awaitMatch(t, ch, what, nil)
-}
+// testTimeout bounds the calls of one test, through natstest.Context.
+const testTimeout = 2 * time.Minute
 
 // recordEvents subscribes to c's state changes and keeps every one until the
 // test reads it. A goroutine moves each event at once from the client's
@@ -81,29 +50,6 @@ func recordEvents(t testing.TB, c *natsclient.Client) <-chan natsclient.StateCha
 		}
 	})
 	return out
-}
-
-// toState matches a change of the connection state into s.
-func toState(s natsclient.State) func(natsclient.StateChange) bool {
-	return func(ev natsclient.StateChange) bool { return ev.To == s && ev.From != s }
-}
-
-// breakerIs matches an event after which the breaker is in state b.
-func breakerIs(b natsclient.BreakerState) func(natsclient.StateChange) bool {
-	return func(ev natsclient.StateChange) bool { return ev.Breaker == b }
-}
-
-// eventually polls cond until it holds, for conditions no event announces
-// (a goroutine count, a server-side counter).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, waitTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // goroutinesBackTo waits until no more goroutines run than at the baseline,

@@ -39,10 +39,10 @@ func TestLinearizableKV(t *testing.T) {
 	seed := runSeed(t)
 	budget := runBudget(t) * 2 / 3
 	cl := natstest.NewCluster(t, 3)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	admin := newLinClient(t, cl)
 	if err := cl.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := admin.CreateKeyValueBucket(ctx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: 3, History: 16})
 		return err
@@ -97,7 +97,7 @@ func newLinClient(t *testing.T, cl *natstest.Cluster, opts ...natsclient.Option)
 		natsclient.WithTimeout(time.Second),
 		natsclient.WithMaxReconnects(-1),
 	}, opts...)...)
-	if err := c.Connect(testContext(t)); err != nil {
+	if err := c.Connect(natstest.Context(t, testTimeout)); err != nil {
 		t.Fatal(err)
 	}
 	return c

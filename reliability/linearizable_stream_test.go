@@ -36,7 +36,7 @@ func TestLinearizableStream(t *testing.T) {
 	cl := natstest.NewCluster(t, 3)
 	admin := newLinClient(t, cl)
 	if err := cl.Place(func() error {
-		ctx, cancel := placeContext()
+		ctx, cancel := context.WithTimeout(context.Background(), natstest.PlaceAttempt)
 		defer cancel()
 		_, err := admin.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"jep.>"}, Replicas: 3})
 		return err

@@ -21,7 +21,7 @@ func TestLongOutage(t *testing.T) {
 		natsclient.WithCircuitBreakerThreshold(2),
 	))
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 
 	stream, err := c.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
 	if err != nil {
@@ -51,11 +51,11 @@ func TestLongOutage(t *testing.T) {
 		if err := c.Publish(ctx, "alerts.x", []byte(phase)); err != nil {
 			t.Fatalf("%s: Publish: %v", phase, err)
 		}
-		awaitMatch(t, core, phase+": subscription message", func(s string) bool { return s == phase })
+		natstest.Await(t, core, waitTimeout, phase+": subscription message", func(s string) bool { return s == phase })
 		if _, err := c.PublishToStream(ctx, "orders.new", []byte(phase)); err != nil {
 			t.Fatalf("%s: PublishToStream: %v", phase, err)
 		}
-		awaitMatch(t, consumed, phase+": consumed stream message", func(s string) bool { return s == phase })
+		natstest.Await(t, consumed, waitTimeout, phase+": consumed stream message", func(s string) bool { return s == phase })
 		if err := kv.UpdateJSON(ctx, "counter", increment); err != nil {
 			t.Fatalf("%s: KVStore.UpdateJSON: %v", phase, err)
 		}
@@ -70,12 +70,12 @@ func TestLongOutage(t *testing.T) {
 
 	events := recordEvents(t, c)
 	tc.Server.Stop()
-	waitEvent(t, events, "connection lost", toState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "connection lost", natstest.ToState(natsclient.StateReconnecting))
 	// A long outage: the breaker opens, probes while the server is still
 	// away, and opens again. The client keeps trying all along.
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
-	waitEvent(t, events, "probe during the outage", breakerIs(natsclient.BreakerHalfOpen))
-	waitEvent(t, events, "breaker open again", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "probe during the outage", natstest.BreakerIs(natsclient.BreakerHalfOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open again", natstest.BreakerIs(natsclient.BreakerOpen))
 	if _, err := c.PublishToStream(ctx, "orders.new", []byte("lost")); !errors.Is(err, natsclient.ErrCircuitOpen) {
 		t.Fatalf("PublishToStream during the outage = %v, want ErrCircuitOpen", err)
 	}
@@ -84,7 +84,7 @@ func TestLongOutage(t *testing.T) {
 	}
 
 	tc.Server.Start()
-	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected again", natstest.ToState(natsclient.StateConnected))
 	if n := c.Stats().Connections; n != 2 {
 		t.Fatalf("Stats().Connections = %d, want 2: nats.go gave its connection up and a new one was dialled", n)
 	}

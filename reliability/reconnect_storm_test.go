@@ -72,7 +72,7 @@ func checkPaced(t *testing.T, n int64, c *natsclient.Client) {
 	if n == 0 {
 		t.Fatalf("no connection in %v: the client stopped trying", stormWindow)
 	}
-	if err := c.Publish(testContext(t), "storm", nil); err == nil {
+	if err := c.Publish(natstest.Context(t, testTimeout), "storm", nil); err == nil {
 		t.Fatal("Publish succeeded while every connection is closed at once")
 	}
 }
@@ -85,18 +85,18 @@ func TestServerClosingEachConnectionIsPacedByTheBreaker(t *testing.T) {
 	srv := natstest.NewServer(t)
 	p := newClosingProxy(t, strings.TrimPrefix(srv.DirectURL(), "nats://"))
 	c := newClient(t, p.url(), stormClientOptions()...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	events := recordEvents(t, c)
 	p.closeEach(true)
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 	n := countOver(t, events, p.accepted.Load)
 	checkPaced(t, n, c)
 
 	p.closeEach(false)
-	waitEvent(t, events, "connected again, breaker closed", func(ev natsclient.StateChange) bool {
+	natstest.Await(t, events, waitTimeout, "connected again, breaker closed", func(ev natsclient.StateChange) bool {
 		return ev.To == natsclient.StateConnected && ev.Breaker == natsclient.BreakerClosed
 	})
 	if err := c.Publish(ctx, "storm.over", nil); err != nil {
@@ -115,7 +115,7 @@ func TestServerRefusingASubscriptionIsPacedByTheBreaker(t *testing.T) {
 	srv := natstest.NewServer(t, natstest.WithBackend(natstest.Embedded),
 		natstest.WithServerOptions(func(o *server.Options) { o.MaxControlLine = limit }))
 	c := newClient(t, srv.URL(), stormClientOptions()...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestServerRefusingASubscriptionIsPacedByTheBreaker(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 	total := func() int64 { return int64(srv.Varz().TotalConnections) }
 	n := countOver(t, events, total)
 	checkPaced(t, n, c)
@@ -133,7 +133,7 @@ func TestServerRefusingASubscriptionIsPacedByTheBreaker(t *testing.T) {
 	if err := sub.Unsubscribe(); err != nil {
 		t.Fatalf("Unsubscribe: %v", err)
 	}
-	waitEvent(t, events, "connected once the subscription is gone", func(ev natsclient.StateChange) bool {
+	natstest.Await(t, events, waitTimeout, "connected once the subscription is gone", func(ev natsclient.StateChange) bool {
 		return ev.To == natsclient.StateConnected && ev.Breaker == natsclient.BreakerClosed
 	})
 }

@@ -24,7 +24,7 @@ func TestRestartLoop(t *testing.T) {
 	const restarts = 20
 	tc := natstest.NewTestClient(t)
 	c := tc.Client
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	events := recordEvents(t, c)
 
 	var newest atomic.Int64 // highest sequence number the subscriber has seen
@@ -83,17 +83,17 @@ func TestRestartLoop(t *testing.T) {
 			}
 		}
 		if c.State() != natsclient.StateConnected {
-			waitEvent(t, events, fmt.Sprintf("connected before restart %d", i+1), toState(natsclient.StateConnected))
+			natstest.Await(t, events, waitTimeout, fmt.Sprintf("connected before restart %d", i+1), natstest.ToState(natsclient.StateConnected))
 		}
 		restartAt := time.Now()
 		tc.Server.Restart()
-		down := waitEvent(t, events, fmt.Sprintf("outage %d", i+1), func(ev natsclient.StateChange) bool {
+		down := natstest.Await(t, events, waitTimeout, fmt.Sprintf("outage %d", i+1), func(ev natsclient.StateChange) bool {
 			return ev.To == natsclient.StateReconnecting && ev.From != natsclient.StateReconnecting && !ev.At.Before(restartAt)
 		})
 		if down.From != natsclient.StateConnected || down.Err == nil {
 			t.Fatalf("outage %d: event %+v, want Connected → Reconnecting with a cause", i+1, down)
 		}
-		waitEvent(t, events, fmt.Sprintf("recovery %d", i+1), toState(natsclient.StateConnected))
+		natstest.Await(t, events, waitTimeout, fmt.Sprintf("recovery %d", i+1), natstest.ToState(natsclient.StateConnected))
 		receivedAfter(pub.sent.Load(), fmt.Sprintf("after restart %d", i+1))
 	}
 	pub.stop()

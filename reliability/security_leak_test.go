@@ -93,7 +93,7 @@ func TestSecurityNoSecretLeaks(t *testing.T) {
 
 			t.Run("right credentials", func(t *testing.T) {
 				c := out.client(t, w.rightURL(srv.URL()), w.right...)
-				ctx := testContext(t)
+				ctx := natstest.Context(t, testTimeout)
 				out.err(c.Connect(ctx))
 				out.err(c.Publish(ctx, "leak.check", []byte("x")))
 				_, err := c.Request(ctx, "leak.nobody", nil)
@@ -104,7 +104,7 @@ func TestSecurityNoSecretLeaks(t *testing.T) {
 			})
 			t.Run("wrong credentials", func(t *testing.T) {
 				c := out.client(t, w.wrongURL(srv.URL()), w.wrong...)
-				ctx := testContext(t)
+				ctx := natstest.Context(t, testTimeout)
 				if err := c.Connect(ctx); !errors.Is(err, natsclient.ErrPermanent) {
 					t.Fatalf("Connect with wrong credentials = %v, want ErrPermanent", err)
 				} else {
@@ -116,15 +116,15 @@ func TestSecurityNoSecretLeaks(t *testing.T) {
 			t.Run("server down", func(t *testing.T) {
 				c := out.client(t, w.rightURL("nats://"+deadAddress(t)), w.right...)
 				events := out.events(t, c)
-				ctx, cancel := context.WithTimeout(testContext(t), 20*securityWait)
+				ctx, cancel := context.WithTimeout(natstest.Context(t, testTimeout), 20*securityWait)
 				defer cancel()
 				err := c.Connect(ctx)
 				if err == nil {
 					t.Fatal("Connect to a server that is down succeeded")
 				}
 				out.err(err)
-				waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
-				err = c.Publish(testContext(t), "leak.check", nil)
+				natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
+				err = c.Publish(natstest.Context(t, testTimeout), "leak.check", nil)
 				if !errors.Is(err, natsclient.ErrCircuitOpen) {
 					t.Fatalf("Publish while down = %v, want ErrCircuitOpen", err)
 				}
@@ -138,7 +138,7 @@ func TestSecurityNoSecretLeaks(t *testing.T) {
 				port := first.NATSServer().Addr().(*net.TCPAddr).Port
 				c := out.client(t, w.rightURL(first.DirectURL()), w.right...)
 				events := out.events(t, c)
-				ctx := testContext(t)
+				ctx := natstest.Context(t, testTimeout)
 				if err := c.Connect(ctx); err != nil {
 					t.Fatalf("Connect with the right credentials: %v", err)
 				}
@@ -146,7 +146,7 @@ func TestSecurityNoSecretLeaks(t *testing.T) {
 				natstest.NewServer(t, natstest.WithBackend(natstest.Embedded), natstest.WithServerOptions(func(o *server.Options) {
 					o.Username, o.Password, o.Port = "nobody", "nothing", port
 				}))
-				waitEvent(t, events, "breaker open on a refusal", func(ev natsclient.StateChange) bool {
+				natstest.Await(t, events, waitTimeout, "breaker open on a refusal", func(ev natsclient.StateChange) bool {
 					return ev.Breaker == natsclient.BreakerOpen && errors.Is(ev.Err, natsclient.ErrPermanent)
 				})
 				err := c.Publish(ctx, "leak.check", nil)

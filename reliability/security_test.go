@@ -352,7 +352,7 @@ func plaintextRefused(t *testing.T, srv *natstest.Server) {
 func expectAccepted(t *testing.T, url string, opts ...natsclient.Option) {
 	t.Helper()
 	c := newClient(t, url, securityClientOptions(opts...)...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatalf("Connect with the right credentials: %v", err)
 	}
@@ -368,7 +368,7 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) er
 	t.Helper()
 	before := totalConnections(t, srv)
 	c := newClient(t, url, securityClientOptions(r.opts...)...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	events := recordEvents(t, c)
 	// "At once" is checked by counting dials below, not by the clock: a
 	// retry at securityWait would show as a second connection, while a
@@ -380,7 +380,7 @@ func expectRefused(t *testing.T, srv *natstest.Server, url string, r refusal) er
 	if !strings.Contains(err.Error(), r.says) {
 		t.Fatalf("Connect error does not say %q: %v", r.says, err)
 	}
-	waitEvent(t, events, "back to disconnected", toState(natsclient.StateDisconnected))
+	natstest.Await(t, events, waitTimeout, "back to disconnected", natstest.ToState(natsclient.StateDisconnected))
 
 	// Nothing may happen now: no dial, no breaker cycle.
 	quiet := time.NewTimer(quietWindow)
@@ -502,16 +502,16 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 	first := natstest.NewServer(t, withPassword("s3cret", 0), natstest.WithBackend(natstest.Embedded))
 	port := first.NATSServer().Addr().(*net.TCPAddr).Port
 	c := newClient(t, first.DirectURL(), securityClientOptions(natsclient.WithUserInfo("edge", "s3cret"))...)
-	ctx := testContext(t)
+	ctx := natstest.Context(t, testTimeout)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	events := recordEvents(t, c)
 	first.Stop()
-	waitEvent(t, events, "reconnecting", toState(natsclient.StateReconnecting))
+	natstest.Await(t, events, waitTimeout, "reconnecting", natstest.ToState(natsclient.StateReconnecting))
 
 	rotated := natstest.NewServer(t, withPassword("rotated", port), natstest.WithBackend(natstest.Embedded))
-	waitEvent(t, events, "breaker open", breakerIs(natsclient.BreakerOpen))
+	natstest.Await(t, events, waitTimeout, "breaker open", natstest.BreakerIs(natsclient.BreakerOpen))
 	start := totalConnections(t, rotated)
 	window := 50 * securityWait
 	watch := time.NewTimer(window)
@@ -541,7 +541,7 @@ func TestSecurityRejectedAfterConnectBacksOff(t *testing.T) {
 
 	rotated.Stop()
 	natstest.NewServer(t, withPassword("s3cret", port), natstest.WithBackend(natstest.Embedded))
-	waitEvent(t, events, "connected again", toState(natsclient.StateConnected))
+	natstest.Await(t, events, waitTimeout, "connected again", natstest.ToState(natsclient.StateConnected))
 	if err := c.Flush(ctx); err != nil {
 		t.Fatalf("Flush after recovery: %v", err)
 	}

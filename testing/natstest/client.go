@@ -73,3 +73,19 @@ func (tc *TestClient) Close() {
 		tc.t.Errorf("natstest: close client: %v", err)
 	}
 }
+
+// RestartServer stops the client's server, waits for the client to say it is
+// reconnecting, starts the server again and returns once the client has
+// announced it is connected: the client has lost its connection and made a
+// new one. It fails the test if either announcement takes longer than
+// timeout.
+func (tc *TestClient) RestartServer(timeout time.Duration) {
+	tc.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := tc.Client.StateChanges(ctx)
+	tc.Server.Stop()
+	Await(tc.t, events, timeout, "the client reconnecting", ToState(natsclient.StateReconnecting))
+	tc.Server.Start()
+	Await(tc.t, events, timeout, "the client connected again", ToState(natsclient.StateConnected))
+}

@@ -237,8 +237,8 @@ func (c *Cluster) WaitForStreamLeader(account, stream string) int {
 // happened, and JetStream takes a create of the same configuration again as
 // success. Place retries those two answers alone, for up to 30s; any other
 // error, or none, returns at once. create must bound each attempt itself
-// (a context of its own per call), or a timed-out attempt leaves nothing
-// for the next one.
+// (a context of its own per call, PlaceAttempt long), or a timed-out attempt
+// leaves nothing for the next one.
 func (c *Cluster) Place(create func() error) error {
 	var err error
 	poll(func() bool {
@@ -247,6 +247,11 @@ func (c *Cluster) Place(create func() error) error {
 	})
 	return err
 }
+
+// PlaceAttempt is how long one of Place's attempts may take: a create's
+// context, made afresh in each call of create. A loaded machine answers
+// within it, and Place's 30s hold a few.
+const PlaceAttempt = 10 * time.Second
 
 // placeAgain reports whether Place makes another attempt after err: the
 // cluster could not place the stream yet, or the answer came too late.

@@ -25,7 +25,7 @@ func TestClusterElectsLeadersAndKeepsClientsOnTheProxies(t *testing.T) {
 	// A client given one member learns of the others from INFO; every
 	// address it learns must be a proxy, or a reconnect would dodge faults.
 	nc := dial(t, c.Server(0).URL())
-	eventually(t, "discovery of the other members", func() bool { return len(nc.DiscoveredServers()) == 2 })
+	natstest.Eventually(t, wait, "discovery of the other members", func() bool { return len(nc.DiscoveredServers()) == 2 })
 	for _, u := range nc.DiscoveredServers() {
 		if !proxies[strings.TrimPrefix(u, "nats://")] {
 			t.Errorf("client discovered %s, which is not one of the proxies %v", u, proxies)

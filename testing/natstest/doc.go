@@ -13,8 +13,15 @@
 // WithJetStream and WithKV turn JetStream on, with a store that survives Stop
 // and Start and is removed after the test. WithServerOptions changes anything
 // else (authorization, TLS, limits); WithClientOptions adds client options.
-// Await waits for a value on a channel, with a deadline, failing the test
-// with what it waited for.
+//
+// The waits take a deadline and fail the test with what they waited for:
+// Await reads a channel until a value matches (ToState and BreakerIs match
+// a client's state events), Receive takes the next value or a close,
+// Eventually polls a condition that no event announces, and Context bounds
+// a test's calls. TestClient.RestartServer stops the server and waits until
+// the client has reconnected. JetStream gives a test its own view of the
+// server, beside the client under test, and StreamMsgs reads a whole stream
+// back through it for a final check.
 //
 // # Backends
 //

@@ -51,30 +51,6 @@ func dial(t *testing.T, url string, opts ...nats.Option) *conn {
 	return c
 }
 
-// recv waits for one value on ch.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("no %s within %v", what, wait)
-		panic("unreachable")
-	}
-}
-
-// eventually polls cond, for conditions nothing announces.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, wait)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // quiet asserts that nothing arrives on ch for d: the one place these tests
 // must wait for time itself, because what they assert is an absence.
 func quiet[T any](t *testing.T, ch <-chan T, d time.Duration, what string) {
@@ -109,7 +85,7 @@ func TestFreezeIsDetectedByPingsAndThawRecovers(t *testing.T) {
 	c := dial(t, srv.URL(), nats.PingInterval(50*time.Millisecond), nats.MaxPingsOutstanding(2))
 	srv.Freeze()
 	start := time.Now()
-	err := recv(t, c.disconnected, "disconnect while frozen")
+	err := natstest.Receive(t, c.disconnected, wait, "disconnect while frozen")
 	if !errors.Is(err, nats.ErrStaleConnection) {
 		t.Fatalf("disconnect error = %v, want %v", err, nats.ErrStaleConnection)
 	}
@@ -120,7 +96,7 @@ func TestFreezeIsDetectedByPingsAndThawRecovers(t *testing.T) {
 	// While frozen, reconnect attempts reach the proxy but hear no INFO.
 	quiet(t, c.reconnected, 200*time.Millisecond, "reconnect while frozen")
 	srv.Thaw()
-	recv(t, c.reconnected, "reconnect after thaw")
+	natstest.Receive(t, c.reconnected, wait, "reconnect after thaw")
 	echo(t, srv, "ping")
 	if _, err := c.Request("ping", []byte("x"), wait); err != nil {
 		t.Fatalf("request after thaw: %v", err)
@@ -152,7 +128,7 @@ func TestFreezeHoldsTrafficAndThawDeliversItInOrder(t *testing.T) {
 		t.Fatalf("message %q delivered while frozen", m.Data)
 	}
 	srv.Thaw()
-	if err := recv(t, flushed, "flush after thaw"); err != nil {
+	if err := natstest.Receive(t, flushed, wait, "flush after thaw"); err != nil {
 		t.Fatalf("flush after thaw: %v", err)
 	}
 	for i := range n {
@@ -173,13 +149,13 @@ func TestFreezeRepliesLosesTheAnswerNotTheRequest(t *testing.T) {
 	if _, err := c.Request("svc", []byte("before"), wait); err != nil {
 		t.Fatalf("request before the fault: %v", err)
 	}
-	recv(t, seen, "request before the fault")
+	natstest.Receive(t, seen, wait, "request before the fault")
 	srv.FreezeReplies()
 	_, err := c.Request("svc", []byte("lost ack"), 200*time.Millisecond)
 	if !errors.Is(err, nats.ErrTimeout) {
 		t.Fatalf("request with replies frozen: err = %v, want %v", err, nats.ErrTimeout)
 	}
-	if m := recv(t, seen, "request while replies are frozen"); string(m.Data) != "lost ack" {
+	if m := natstest.Receive(t, seen, wait, "request while replies are frozen"); string(m.Data) != "lost ack" {
 		t.Fatalf("server saw %q, want %q", m.Data, "lost ack")
 	}
 	srv.Thaw()
@@ -197,11 +173,11 @@ func TestCutConnectionsResetsAndClientsReconnect(t *testing.T) {
 	}
 	srv.CutConnections()
 	for _, c := range []*conn{a, b} {
-		err := recv(t, c.disconnected, "disconnect after cut")
+		err := natstest.Receive(t, c.disconnected, wait, "disconnect after cut")
 		if !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("disconnect error = %v, want a connection reset", err)
 		}
-		recv(t, c.reconnected, "reconnect after cut")
+		natstest.Receive(t, c.reconnected, wait, "reconnect after cut")
 	}
 	echo(t, srv, "svc")
 	if _, err := a.Request("svc", nil, wait); err != nil {
@@ -247,7 +223,7 @@ func TestStopResetsConnectionsAndStartKeepsURLAndStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	recv(t, c.disconnected, "disconnect on stop")
+	natstest.Receive(t, c.disconnected, wait, "disconnect on stop")
 	if _, err := nats.Connect(url, nats.Timeout(time.Second)); err == nil {
 		t.Fatal("connect to a stopped server succeeded")
 	}
@@ -255,7 +231,7 @@ func TestStopResetsConnectionsAndStartKeepsURLAndStore(t *testing.T) {
 	if srv.URL() != url {
 		t.Fatalf("URL changed across restart: %s, then %s", url, srv.URL())
 	}
-	recv(t, c.reconnected, "reconnect on start")
+	natstest.Receive(t, c.reconnected, wait, "reconnect on start")
 	m, err := js.GetMsg("S", 1)
 	if err != nil {
 		t.Fatalf("stored message after restart: %v", err)
@@ -280,11 +256,11 @@ func TestStopWhileRepliesAreFrozenLosesThem(t *testing.T) {
 	if err := c.PublishRequest("svc", "reply", []byte("acked?")); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, seen, "request at the server")
+	natstest.Receive(t, seen, wait, "request at the server")
 	srv.Stop()
 	quiet(t, c.disconnected, 100*time.Millisecond, "disconnect while replies are frozen")
 	srv.Thaw()
-	err = recv(t, c.disconnected, "disconnect on thaw")
+	err = natstest.Receive(t, c.disconnected, wait, "disconnect on thaw")
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("disconnect error = %v, want a connection reset", err)
 	}

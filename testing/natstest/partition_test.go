@@ -97,12 +97,12 @@ func TestKillEndsTheServerAndStartBringsItBackWithItsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Kill()
-	recv(t, nc.disconnected, "disconnect after Kill")
+	natstest.Receive(t, nc.disconnected, wait, "disconnect after Kill")
 	if srv.Running() {
 		t.Fatal("Running() after Kill")
 	}
 	srv.Start()
-	recv(t, nc.reconnected, "reconnect after Start")
+	natstest.Receive(t, nc.reconnected, wait, "reconnect after Start")
 	st, err := js.Stream(ctx, "K")
 	if err != nil {
 		t.Fatal(err)
