@@ -1,7 +1,6 @@
 package natsclient_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -26,7 +25,7 @@ func TestPublishToStreamThroughACutHubLinkIsUnreachable(t *testing.T) {
 	// fails the test.
 	clients := map[string]*natsclient.Client{
 		"domain edge":    edgeClient(t, leaf, natsclient.WithTimeout(time.Minute)),
-		"default domain": defaultDomainClient(t, leaf),
+		"default domain": natstest.ConnectTestClient(t, leaf, natsclient.WithTimeout(time.Minute)).Client,
 	}
 	ctx := natstest.Context(t, waitTimeout)
 	hubJS, err := clients["domain edge"].Domain("hub")
@@ -70,29 +69,4 @@ func TestPublishToStreamThroughACutHubLinkIsUnreachable(t *testing.T) {
 			return err
 		})
 	}
-}
-
-// defaultDomainClient connects a client to leaf with no JetStream domain:
-// its JetStream calls go to the leaf's own JetStream.
-func defaultDomainClient(t *testing.T, leaf *natstest.Server) *natsclient.Client {
-	t.Helper()
-	c, err := natsclient.NewClient(leaf.URL(),
-		natsclient.WithTimeout(time.Minute),
-		natsclient.WithReconnectWait(50*time.Millisecond),
-		natsclient.WithMaxBackoff(time.Second),
-		natsclient.WithMaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := c.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	if err := c.Connect(natstest.Context(t, waitTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

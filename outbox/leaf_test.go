@@ -37,7 +37,7 @@ func TestLeafOutboxOfAHubClusterWaitsOutACutHubLink(t *testing.T) {
 func leafCut(t *testing.T, leaf *natstest.Server, hubURL string, replicas int) {
 	leaf.WaitForHubLink(true)
 	createHubStream(t, hubURL, replicas)
-	client := leafClient(t, leaf.URL())
+	client := natstest.ConnectTestClient(t, leaf).Client
 	ob := openOutbox(t, client, outboxPath(t))
 
 	// With the link up, messages reach the hub (interest takes a moment to
@@ -89,30 +89,6 @@ func createHubStream(t *testing.T, url string, replicas int) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HUB", Subjects: []string{"h.>"}, Replicas: replicas}); err != nil {
 		t.Fatalf("create stream HUB on the hub: %v", err)
 	}
-}
-
-// leafClient connects a client to the leaf node at url; it is closed when
-// the test ends.
-func leafClient(t *testing.T, url string) *natsclient.Client {
-	t.Helper()
-	client, err := natsclient.NewClient(url,
-		natsclient.WithReconnectWait(50*time.Millisecond),
-		natsclient.WithMaxBackoff(time.Second),
-		natsclient.WithMaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := client.Close(ctx); err != nil {
-			t.Errorf("close client: %v", err)
-		}
-	})
-	if err := client.Connect(natstest.Context(t, testTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	return client
 }
 
 // eventuallyStats polls the outbox's figures until ok holds: no event tells

@@ -38,8 +38,15 @@ const (
 // to it. Both are closed when the test ends; Close closes the client earlier.
 func NewTestClient(t testing.TB, opts ...Option) *TestClient {
 	t.Helper()
-	srv := NewServer(t, opts...)
-	cfg := newConfig(opts)
+	return ConnectTestClient(t, NewServer(t, opts...), newConfig(opts).clientOptions...)
+}
+
+// ConnectTestClient returns a client connected to srv, a server the test
+// started already (a leaf node, a member of a cluster), with the harness's
+// fast reconnect settings; opts are applied after them. The client is closed
+// when the test ends; Close closes it earlier.
+func ConnectTestClient(t testing.TB, srv *Server, opts ...natsclient.Option) *TestClient {
+	t.Helper()
 	wait, backoff := testReconnectWait, testMaxBackoff
 	if srv.Backend() == Container {
 		wait, backoff = containerReconnectWait, containerMaxBackoff
@@ -49,7 +56,7 @@ func NewTestClient(t testing.TB, opts ...Option) *TestClient {
 		natsclient.WithMaxBackoff(backoff),
 		natsclient.WithTimeout(testTimeout),
 		natsclient.WithMaxReconnects(-1),
-	}, cfg.clientOptions...)
+	}, opts...)
 	client, err := natsclient.NewClient(srv.URL(), clientOpts...)
 	if err != nil {
 		t.Fatalf("natstest: new client: %v", err)

@@ -9,7 +9,9 @@
 //	}
 //
 // NewServer(t, opts...) starts a server; NewTestClient(t, opts...) starts one
-// and connects a client to it, with fast reconnect settings for tests.
+// and connects a client to it, with fast reconnect settings for tests;
+// ConnectTestClient(t, srv, opts...) connects one to a server already
+// started (a leaf node, a cluster member).
 // WithJetStream and WithKV turn JetStream on, with a store that survives Stop
 // and Start and is removed after the test. WithServerOptions changes anything
 // else (authorization, TLS, limits); WithClientOptions adds client options.
