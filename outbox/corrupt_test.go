@@ -25,33 +25,12 @@ func TestUndecodableRecord(t *testing.T) {
 	// Damage the second and third records with bbolt itself, in the closed
 	// file: an unknown format version, and a record cut short.
 	garbage := [][]byte{{0x7f, 1, 2, 3}, {1, 0, 0}}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("pending"))
-		if b == nil {
-			return errors.New("no pending bucket")
+	rewritePending(t, path, func(stored [][]byte) map[int][]byte {
+		if len(stored) != len(msgs) {
+			t.Fatalf("the file holds %d pending records, want %d", len(stored), len(msgs))
 		}
-		var keys [][]byte
-		_ = b.ForEach(func(k, _ []byte) error { keys = append(keys, bytes.Clone(k)); return nil })
-		if len(keys) != len(msgs) {
-			t.Fatalf("the file holds %d pending records, want %d", len(keys), len(msgs))
-		}
-		for i, g := range garbage {
-			if err := b.Put(keys[1+i], g); err != nil {
-				return err
-			}
-		}
-		return nil
+		return map[int][]byte{1: garbage[0], 2: garbage[1]}
 	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("damage the file: %v", err)
-	}
 
 	tc.Server.Start()
 	ob = openOutbox(t, tc.Client, path)
@@ -101,37 +80,15 @@ func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
 	closeOutbox(t, ob)
 
 	var stored [][]byte
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("pending"))
-		var keys [][]byte
-		_ = b.ForEach(func(k, v []byte) error {
-			keys = append(keys, bytes.Clone(k))
-			stored = append(stored, bytes.Clone(v))
-			return nil
-		})
-		flipped := bytes.Clone(stored[1])
+	rewritePending(t, path, func(s [][]byte) map[int][]byte {
+		flipped := bytes.Clone(s[1])
 		flipped[len(flipped)-1] ^= 0x01 // "payload-1" becomes "payload-0"
-		stored[1] = flipped
-		stored[2] = stored[0]                      // message 0's record, under message 2's key
-		v1 := append([]byte{1}, stored[3][13:]...) // the v1 layout, no checksum
-		stored[3] = v1
-		for i := 1; i <= 3; i++ {
-			if err := b.Put(keys[i], stored[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+		s[1] = flipped
+		s[2] = s[0]                            // message 0's record, under message 2's key
+		s[3] = append([]byte{1}, s[3][13:]...) // the v1 layout, no checksum
+		stored = s
+		return map[int][]byte{1: s[1], 2: s[2], 3: s[3]}
 	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatalf("damage the file: %v", err)
-	}
 
 	tc.Server.Start()
 	ob = openOutbox(t, tc.Client, path)
@@ -148,5 +105,40 @@ func TestRecordThatFailsItsChecksumIsDeadLettered(t *testing.T) {
 		if d.ID != msgs[1+i].id || !bytes.Equal(d.Data, stored[1+i]) || !strings.Contains(d.Err, "cannot be decoded") {
 			t.Errorf("dead letter %d is %+v, want id %s, the stored bytes and a reason that says it cannot be decoded", i, d, msgs[1+i].id)
 		}
+	}
+}
+
+// rewritePending damages a closed outbox file with bbolt itself: edit gets
+// the stored bytes of the pending records, in the file's order, and returns
+// the ones to store instead, by index.
+func rewritePending(t *testing.T, path string, edit func(stored [][]byte) map[int][]byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("pending"))
+		if b == nil {
+			return errors.New("no pending bucket")
+		}
+		var keys, stored [][]byte
+		_ = b.ForEach(func(k, v []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			stored = append(stored, bytes.Clone(v))
+			return nil
+		})
+		for i, v := range edit(stored) {
+			if err := b.Put(keys[i], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("damage the file: %v", err)
 	}
 }
